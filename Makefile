@@ -90,6 +90,38 @@ test-integration: install ## HTTP tests against BASE_URL (SigV4-signed), e.g. th
 	@test -n "$${BASE_URL:-}" || { echo "BASE_URL is not set: run make test-integration BASE_URL=https://<api>/<stage>"; exit 2; }
 	pytest -p no:cacheprovider --no-cov tests/integration --base-url "$$BASE_URL"
 
+# ---------------------------------------------------------------- pipeline (AWS)
+# Targets for the CDK app in pipeline/ (synth, diff, bootstrap, deploy, destroy, package).
+
+# ---------------------------------------------------------------- rehearsal (offline)
+
+.PHONY: local
+local: install ## Run the service offline: local cloud + local Lambda runtime + API gateway (PORT=3000)
+	python -m rehearsal local
+
+.PHONY: release
+release: install ## Rehearse a release of HEAD offline: build, staging canary, approval, production canary
+	python -m rehearsal release
+
+.PHONY: release-remote
+release-remote: install ## Set up a local git remote 'rehearsal' whose pushes to the branch start a release
+	python -m rehearsal release-remote
+
+.PHONY: approve
+approve: install ## Approve the release waiting for a release manager (COMMENT=...)
+	python -m rehearsal approve --comment "$${COMMENT:-approved}"
+
+.PHONY: reject
+reject: install ## Reject the release waiting for a release manager (REASON=...)
+	@test -n "$${REASON:-}" || { echo "REASON is not set: run make reject REASON='why it must not ship'"; exit 2; }
+	python -m rehearsal reject --reason "$$REASON"
+
+.PHONY: release-status
+release-status: install ## Print the latest rehearsal run
+	python -m rehearsal status
+
+# ---------------------------------------------------------------- housekeeping
+
 .PHONY: clean
 clean: ## Remove build output (keeps .venv and node_modules)
 	rm -rf cdk.out .aws-sam reports .pytest_cache .mypy_cache .ruff_cache .coverage* .rehearsal
