@@ -1,0 +1,1 @@
+"""Synthetic events for the PreTraffic hook, one `<function>.json` per handler module."""

@@ -1,0 +1,199 @@
+"""The orders table (key `orderId`) and Idempotency-Key claims in the idempotency table (key `id`).
+
+Writes are conditional, so retries and duplicate deliveries cannot move an order backwards
+or record an attachment twice. Reads are strongly consistent: a client polling right after
+`POST /orders` must see its PENDING order.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from orders.dal import clients
+from orders.logic.ports import Submission, SubmissionExistsError, WriteOutcome
+from orders.models.order import Attachment, Order, OrderItem, OrderRequest, OrderStatus
+
+if TYPE_CHECKING:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SUBMISSION_TTL_SECONDS = 24 * 60 * 60
+
+
+@functools.cache
+def _codecs() -> tuple[TypeSerializer, TypeDeserializer]:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: PLC0415 - see dal/clients.py
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    serializer = _codecs()[0]
+    return {name: serializer.serialize(value) for name, value in values.items() if value is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    deserializer = _codecs()[1]
+    return {name: deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _order_from_item(values: dict[str, Any]) -> Order:
+    items = tuple(
+        OrderItem(sku=item["sku"], quantity=int(item["quantity"]), unit_price=Decimal(item["unitPrice"]))
+        for item in values["items"]
+    )
+    request = OrderRequest(customer_id=values["customerId"], items=items, currency=values["currency"])
+    attachments = tuple(
+        {**attachment, "size": int(attachment["size"])} for attachment in values.get("attachments", [])
+    )
+    return Order(
+        order_id=values["orderId"],
+        request=request,
+        status=OrderStatus(values["status"]),
+        created_at=values["createdAt"],
+        reason=values.get("reason"),
+        attachments=attachments,
+        enqueued=bool(values.get("enqueued", False)),
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class DynamoOrderRepository:
+    """OrderRepository on DynamoDB."""
+
+    def __init__(self, *, orders_table: str, idempotency_table: str, client: DynamoDBClient | None = None):
+        self._orders_table = orders_table
+        self._idempotency_table = idempotency_table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        """The client given, or the process-wide one (created on first use)."""
+        return self._client or clients.dynamodb()
+
+    def create_order(self, *, order: Order, submission: Submission | None) -> None:
+        """Put the PENDING order; with a submission, claim its key in the same transaction."""
+        order_item = _to_item(
+            {
+                "orderId": order.order_id,
+                "status": order.status.value,
+                "createdAt": order.created_at,
+                **order.request.to_dict(),
+                "total": order.request.total,
+                "enqueued": order.enqueued,
+            }
+        )
+        if submission is None:
+            self.client.put_item(
+                TableName=self._orders_table,
+                Item=order_item,
+                ConditionExpression="attribute_not_exists(orderId)",
+            )
+            return
+        claim = _to_item(
+            {
+                "id": f"submit#{submission.key}",
+                "orderId": submission.order_id,
+                "bodyHash": submission.body_hash,
+                "expiration": int(time.time()) + SUBMISSION_TTL_SECONDS,
+            }
+        )
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._idempotency_table,
+                            "Item": claim,
+                            "ConditionExpression": "attribute_not_exists(id)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._orders_table,
+                            "Item": order_item,
+                            "ConditionExpression": "attribute_not_exists(orderId)",
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException:
+            raise SubmissionExistsError(submission.key) from None
+
+    def find_submission(self, *, key: str) -> Submission | None:
+        """The live claim on `key`; claims past their TTL count as gone even before DynamoDB deletes them."""
+        response = self.client.get_item(
+            TableName=self._idempotency_table, Key={"id": {"S": f"submit#{key}"}}, ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None
+        values = _from_item(response["Item"])
+        if int(values["expiration"]) < time.time():
+            return None
+        return Submission(key=key, order_id=values["orderId"], body_hash=values["bodyHash"])
+
+    def get_order(self, *, order_id: str) -> Order | None:
+        """The order, read consistently."""
+        response = self.client.get_item(
+            TableName=self._orders_table, Key={"orderId": {"S": order_id}}, ConsistentRead=True
+        )
+        return _order_from_item(_from_item(response["Item"])) if "Item" in response else None
+
+    def mark_enqueued(self, *, order_id: str) -> None:
+        """Flag the order's message as sent."""
+        self.client.update_item(
+            TableName=self._orders_table,
+            Key={"orderId": {"S": order_id}},
+            UpdateExpression="SET enqueued = :true",
+            ExpressionAttributeValues={":true": {"BOOL": True}},
+        )
+
+    def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
+        """PENDING -> status, conditionally; a final order stays as it is."""
+        values = {":status": status.value, ":pending": OrderStatus.PENDING.value, ":now": _now()}
+        update = "SET #status = :status, updatedAt = :now"
+        if reason is not None:
+            values[":reason"] = reason
+            update += ", reason = :reason"
+        return self._conditional_update(
+            order_id=order_id,
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(orderId) AND #status = :pending",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_to_item(values),
+        )
+
+    def add_attachment(self, *, order_id: str, attachment: Attachment) -> WriteOutcome:
+        """Append to `attachments` unless `attachmentKeys` already holds the key."""
+        return self._conditional_update(
+            order_id=order_id,
+            UpdateExpression="SET attachments = list_append(if_not_exists(attachments, :empty), :new) "
+            "ADD attachmentKeys :keys",
+            ConditionExpression="attribute_exists(orderId) AND NOT contains(attachmentKeys, :key)",
+            ExpressionAttributeValues=_to_item(
+                {
+                    ":empty": [],
+                    ":new": [attachment.to_dict()],
+                    ":keys": {attachment.key},
+                    ":key": attachment.key,
+                }
+            ),
+        )
+
+    def _conditional_update(self, *, order_id: str, **update: Any) -> WriteOutcome:
+        key = {"orderId": {"S": order_id}}
+        try:
+            self.client.update_item(TableName=self._orders_table, Key=key, **update)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            exists = "Item" in self.client.get_item(
+                TableName=self._orders_table, Key=key, ConsistentRead=True
+            )
+            return WriteOutcome.ALREADY_DONE if exists else WriteOutcome.ORDER_MISSING
+        return WriteOutcome.WRITTEN

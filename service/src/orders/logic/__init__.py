@@ -1,0 +1,1 @@
+"""Business logic. Talks to AWS only through the ports in `logic/ports.py`."""

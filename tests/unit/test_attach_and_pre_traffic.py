@@ -1,0 +1,178 @@
+"""The attach function (S3 events) and the PreTraffic hook, with in-memory fakes."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from orders.handlers import attach, deps, pre_traffic
+from orders.logic.canary import EXPECTATIONS, load_canary_event, parse_versions_under_test
+from orders.logic.ports import InvocationResult
+from orders.models.order import Order, OrderItem, OrderRequest, OrderStatus
+from orders.settings import get_settings
+from tests.unit.fakes import FakeInvoker, FakeReporter, FakeRepository
+
+ORDER_ID = "22222222-2222-4222-8222-222222222222"
+KEY = f"orders/{ORDER_ID}/attachments/33333333-3333-4333-8333-333333333333/invoice.pdf"
+HOOK_EVENT = {"DeploymentId": "d-1", "LifecycleEventHookExecutionId": "e-1"}
+
+
+def _s3_record(key: str, event_name: str = "ObjectCreated:Post") -> dict[str, Any]:
+    return {"eventSource": "aws:s3", "eventName": event_name, "s3": {"object": {"key": key, "size": 1234}}}
+
+
+@pytest.fixture
+def stored(repository: FakeRepository) -> FakeRepository:
+    item = OrderItem(sku="SKU-1", quantity=1, unit_price=Decimal(1))
+    request = OrderRequest(customer_id="c", items=(item,), currency="EUR")
+    repository.orders[ORDER_ID] = Order(
+        order_id=ORDER_ID, request=request, status=OrderStatus.PENDING, created_at="t"
+    )
+    return repository
+
+
+def test_an_upload_is_recorded_on_its_order_with_size_and_content_type(
+    stored: FakeRepository, lambda_context: Any
+) -> None:
+    assert attach.handler({"Records": [_s3_record(KEY)]}, lambda_context) == {"recorded": 1, "skipped": 0}
+    assert stored.orders[ORDER_ID].attachments == (
+        {"key": KEY, "size": 1234, "contentType": "application/pdf"},
+    )
+
+
+def test_the_same_upload_event_twice_is_recorded_once(stored: FakeRepository, lambda_context: Any) -> None:
+    attach.handler({"Records": [_s3_record(KEY)]}, lambda_context)
+    assert attach.handler({"Records": [_s3_record(KEY)]}, lambda_context) == {"recorded": 0, "skipped": 1}
+    assert len(stored.orders[ORDER_ID].attachments) == 1
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"Event": "s3:TestEvent", "Bucket": "attachments"},
+        {"Records": [_s3_record("elsewhere/file.pdf")]},
+        {"Records": [_s3_record(KEY, event_name="ObjectRemoved:Delete")]},
+        {"Records": [_s3_record(KEY.replace(ORDER_ID, "44444444-4444-4444-8444-444444444444"))]},
+        {"Records": [_s3_record(KEY.replace(ORDER_ID, "22222222-2222-1222-8222-222222222222"))]},
+    ],
+)
+def test_test_events_foreign_keys_and_unknown_orders_are_skipped(
+    stored: FakeRepository, lambda_context: Any, event: dict[str, Any]
+) -> None:
+    counts = attach.handler(event, lambda_context)
+    assert counts["recorded"] == 0
+    assert stored.orders[ORDER_ID].attachments == ()
+
+
+def test_an_s3_event_wrapped_in_an_sqs_record_is_unwrapped(
+    stored: FakeRepository, lambda_context: Any
+) -> None:
+    wrapped = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps({"Records": [_s3_record(KEY)]})}]}
+    assert attach.handler(wrapped, lambda_context) == {"recorded": 1, "skipped": 0}
+
+
+def _healthy_results(arns: dict[str, str]) -> dict[str, InvocationResult | Exception]:
+    payloads = {
+        "submit": {"statusCode": 400},
+        "status": {"statusCode": 404},
+        "presign": {"statusCode": 404},
+        "worker": {"batchItemFailures": []},
+        "attach": {"recorded": 0, "skipped": 0},
+    }
+    return {
+        arns[name]: InvocationResult(function_error=None, payload=payload)
+        for name, payload in payloads.items()
+    }
+
+
+@pytest.fixture
+def arns(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    names = {name: f"arn:aws:lambda:eu-west-1:123456789012:function:{name}:7" for name in EXPECTATIONS}
+    monkeypatch.setenv("VERSIONS_UNDER_TEST", ",".join(f"{name}={arn}" for name, arn in names.items()))
+    get_settings.cache_clear()
+    return names
+
+
+@pytest.fixture
+def reporter(monkeypatch: pytest.MonkeyPatch) -> FakeReporter:
+    fake = FakeReporter()
+    monkeypatch.setattr(deps, "hook_reporter", lambda: fake)
+    return fake
+
+
+def _run_hook(monkeypatch: pytest.MonkeyPatch, invoker: FakeInvoker, context: Any) -> dict[str, Any]:
+    monkeypatch.setattr(deps, "function_invoker", lambda: invoker)
+    result: dict[str, Any] = pre_traffic.handler(HOOK_EVENT, context)
+    return result
+
+
+def test_healthy_versions_are_reported_succeeded_after_each_got_its_canary_event(
+    monkeypatch: pytest.MonkeyPatch, arns: dict[str, str], reporter: FakeReporter, lambda_context: Any
+) -> None:
+    invoker = FakeInvoker(_healthy_results(arns))
+    assert _run_hook(monkeypatch, invoker, lambda_context)["status"] == "Succeeded"
+    assert reporter.reports == [("d-1", "e-1", True)]
+    assert invoker.events[arns["attach"]] == load_canary_event("attach")
+
+
+@pytest.mark.parametrize(
+    ("name", "result"),
+    [
+        ("submit", InvocationResult(function_error="Unhandled", payload={"errorMessage": "boom"})),
+        ("status", InvocationResult(function_error=None, payload={"statusCode": 500})),
+        (
+            "worker",
+            InvocationResult(function_error=None, payload={"batchItemFailures": [{"itemIdentifier": "x"}]}),
+        ),
+        ("presign", InvocationResult(function_error=None, payload="not json")),
+        ("attach", PermissionError("AccessDenied")),
+    ],
+)
+def test_a_misbehaving_version_is_reported_failed(
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    arns: dict[str, str],
+    reporter: FakeReporter,
+    lambda_context: Any,
+    name: str,
+    result: InvocationResult | Exception,
+) -> None:
+    results = _healthy_results(arns) | {arns[name]: result}
+    outcome = _run_hook(monkeypatch, FakeInvoker(results), lambda_context)
+    assert outcome["status"] == "Failed"
+    assert outcome["problems"][0].startswith(f"{name}:")
+    assert reporter.reports == [("d-1", "e-1", False)]
+
+
+@pytest.mark.parametrize("raw", ["", "submit", "submit=", "mystery=arn:aws:lambda:eu-west-1:1:function:x:1"])
+def test_a_missing_or_malformed_version_list_is_reported_failed(
+    monkeypatch: pytest.MonkeyPatch, reporter: FakeReporter, lambda_context: Any, raw: str
+) -> None:
+    monkeypatch.setenv("VERSIONS_UNDER_TEST", raw)
+    outcome = _run_hook(monkeypatch, FakeInvoker({}), lambda_context)
+    assert outcome["status"] == "Failed"
+    assert reporter.reports == [("d-1", "e-1", False)]
+
+
+def test_the_version_list_ignores_spaces_and_empty_entries() -> None:
+    assert parse_versions_under_test(" submit = arn:1 ,, worker=arn:2 ") == {
+        "submit": "arn:1",
+        "worker": "arn:2",
+    }
+
+
+def test_every_canary_event_ships_inside_the_package() -> None:
+    assert all(isinstance(load_canary_event(name), dict) for name in EXPECTATIONS)
+
+
+def test_versions_named_by_their_template_logical_ids_get_their_canary_events(
+    monkeypatch: pytest.MonkeyPatch, reporter: FakeReporter, lambda_context: Any
+) -> None:
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:orders-GetOrderFunction:3"
+    monkeypatch.setenv("VERSIONS_UNDER_TEST", f"GetOrderFunction={arn}")
+    invoker = FakeInvoker({arn: InvocationResult(function_error=None, payload={"statusCode": 404})})
+    assert _run_hook(monkeypatch, invoker, lambda_context)["status"] == "Succeeded"
+    assert invoker.events[arn] == load_canary_event("status")
