@@ -92,6 +92,44 @@ test-integration: install ## HTTP tests against BASE_URL (SigV4-signed), e.g. th
 
 # ---------------------------------------------------------------- pipeline (AWS)
 # Targets for the CDK app in pipeline/ (synth, diff, bootstrap, deploy, destroy, package).
+# Settings live in cdk.json's context; override one with CDK_ARGS="-c key=value".
+CDK_ARGS ?=
+
+.PHONY: synth
+synth: install ## Synthesize the pipeline to cdk.out/ with cdk-nag (offline, no credentials)
+	cdk synth --quiet $(CDK_ARGS)
+
+.PHONY: diff
+diff: install ## Show what make deploy would change in the pipeline stack (needs AWS credentials)
+	@python -m pipeline.preflight
+	cdk diff $(CDK_ARGS)
+
+.PHONY: bootstrap
+bootstrap: install ## cdk bootstrap each account: --trust the pipeline account, scoped execution policy
+	@python -m pipeline.preflight
+	python -m pipeline.bootstrap
+
+.PHONY: deploy
+deploy: install ## Deploy the pipeline once (refuses example values); then it updates itself on every push
+	@python -m pipeline.preflight
+	cdk deploy -c forDeployment=true $(CDK_ARGS)
+
+.PHONY: destroy
+destroy: install ## Delete the pipeline stack (service stacks, artifact bucket and key are kept)
+	@python -m pipeline.preflight
+	cdk destroy $(CDK_ARGS)
+
+.PHONY: package
+package: install ## sam package service/ to ARTIFACT_BUCKET: the packaged template at .aws-sam/packaged.yaml
+	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ARTIFACT_BUCKET is not set: run make package ARTIFACT_BUCKET=<artifact bucket>"; exit 2; }
+	@python -m pipeline.preflight
+	sam package --template-file service/template.yaml --s3-bucket "$$ARTIFACT_BUCKET" --s3-prefix packages \
+	  --output-template-file .aws-sam/packaged.yaml --no-progressbar
+
+.PHONY: smoke-test
+smoke-test: install ## Read-only smoke tests (tests/integration, names containing "smoke") against BASE_URL
+	@test -n "$${BASE_URL:-}" || { echo "BASE_URL is not set: run make smoke-test BASE_URL=https://<api>/<stage>"; exit 2; }
+	pytest -p no:cacheprovider --no-cov tests/integration --base-url "$$BASE_URL" -k smoke
 
 # ---------------------------------------------------------------- rehearsal (offline)
 

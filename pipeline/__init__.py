@@ -1,0 +1,1 @@
+"""The CDK app for the self-deploying release pipeline (see docs/architecture.md)."""

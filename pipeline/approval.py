@@ -1,0 +1,82 @@
+"""The release managers' gate: an SNS topic that mails them, and the only role that may approve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aws, pipelines
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+
+class ReleaseApproval(Construct):
+    """A manual approval step, its notification topic and the release-manager role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline_name: str,
+        stage_name: str,
+        action_name: str,
+        emails: Sequence[str],
+        approver_principals: Sequence[str],
+        review_url: str,
+        comment: str,
+        encryption_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            display_name=f"{pipeline_name}: a release waits for approval",
+            master_key=encryption_key,
+            enforce_ssl=True,
+        )
+        for email in emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.step = pipelines.ManualApprovalStep(
+            action_name, comment=comment, review_url=review_url, notification_topic=self.topic
+        )
+        self.role = self._build_release_manager_role(
+            pipeline_name=pipeline_name,
+            stage_name=stage_name,
+            action_name=action_name,
+            approver_principals=approver_principals,
+        )
+
+    def _build_release_manager_role(
+        self, *, pipeline_name: str, stage_name: str, action_name: str, approver_principals: Sequence[str]
+    ) -> iam.Role:
+        pipeline_arn = f"arn:{Aws.PARTITION}:codepipeline:{Aws.REGION}:{Aws.ACCOUNT_ID}:{pipeline_name}"
+        role = iam.Role(
+            self,
+            "ReleaseManagerRole",
+            description=f"Release managers assume this role to approve or reject {pipeline_name} releases",
+            assumed_by=iam.CompositePrincipal(*(iam.ArnPrincipal(arn) for arn in approver_principals)),
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ApproveOrRejectReleases",
+                actions=["codepipeline:PutApprovalResult"],
+                resources=[f"{pipeline_arn}/{stage_name}/{action_name}"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadThePipeline",
+                actions=[
+                    "codepipeline:GetPipeline",
+                    "codepipeline:GetPipelineState",
+                    "codepipeline:GetPipelineExecution",
+                    "codepipeline:ListPipelineExecutions",
+                    "codepipeline:ListActionExecutions",
+                ],
+                resources=[pipeline_arn],
+            )
+        )
+        return role

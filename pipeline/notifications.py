@@ -1,0 +1,51 @@
+"""Tell people what the pipeline did: failures, successes and pending approvals go to SNS."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codestarnotifications as notifications
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+PIPELINE_EVENTS = (
+    "codepipeline-pipeline-pipeline-execution-failed",
+    "codepipeline-pipeline-pipeline-execution-succeeded",
+    "codepipeline-pipeline-manual-approval-needed",
+)
+
+
+class PipelineNotifications(Construct):
+    """A notification rule on the pipeline, delivered to an encrypted SNS topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline: codepipeline.IPipeline,
+        pipeline_name: str,
+        emails: Sequence[str],
+        encryption_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            display_name=f"{pipeline_name} releases",
+            master_key=encryption_key,
+            enforce_ssl=True,
+        )
+        for email in emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.rule = notifications.NotificationRule(
+            self,
+            "Rule",
+            source=pipeline,
+            events=list(PIPELINE_EVENTS),
+            targets=[self.topic],
+            detail_type=notifications.DetailType.FULL,
+        )

@@ -1,0 +1,250 @@
+"""The pipeline stack: composes the constructs and steps, and does the grants."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from aws_cdk import Environment, Stack, pipelines
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from pipeline.approval import ReleaseApproval
+from pipeline.artifacts import ArtifactStore
+from pipeline.bake import add_bake
+from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles, partition_of
+from pipeline.buildspec_step import BuildspecStep
+from pipeline.config import EnvironmentConfig, PipelineConfig
+from pipeline.notifications import PipelineNotifications
+from pipeline.sam_deploy_step import SamDeployStep
+from pipeline.self_mutation_step import UpdatePipelineStep
+
+# Stage names: the docs, the tests and the offline rehearsal use these words.
+BUILD_STAGE = "Build"
+UPDATE_PIPELINE_STAGE = "UpdatePipeline"
+STAGING_STAGE = "Staging"
+APPROVAL_STAGE = "Approval"
+PRODUCTION_STAGE = "Production"
+APPROVAL_ACTION = "Release"
+# Build's output file sets; CDK Pipelines names their artifacts `<step>_<file set>`.
+CLOUD_ASSEMBLY = "CloudAssembly"
+PACKAGED_TEMPLATE = "PackagedTemplate"
+
+
+class PipelineStack(Stack):
+    """Source -> Build -> UpdatePipeline -> Staging -> Approval -> Production."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            stack_name=config.stack_name,
+            env=Environment(account=config.pipeline_account, region=config.pipeline_region),
+            description=f"Release pipeline of the {config.service_name} service (pipeline/)",
+        )
+        self.config = config
+        self._roles: dict[str, BootstrapRoles] = {}
+        self.artifacts = ArtifactStore(self, "Artifacts", service_name=config.service_name)
+        self.code_pipeline = codepipeline.Pipeline(
+            self,
+            "Pipeline",
+            pipeline_name=config.pipeline_name,
+            pipeline_type=codepipeline.PipelineType.V2,
+            execution_mode=codepipeline.ExecutionMode[config.execution_mode.value],
+            artifact_bucket=self.artifacts.bucket,
+            restart_execution_on_update=False,
+        )
+        self.source = pipelines.CodePipelineSource.connection(
+            config.repository, config.branch, connection_arn=config.connection_arn
+        )
+        self.build = self._build_step()
+        self.cdk_pipeline = pipelines.CodePipeline(
+            self,
+            "Release",
+            code_pipeline=self.code_pipeline,
+            synth=self.build,
+            self_mutation=False,
+            publish_assets_in_parallel=False,
+        )
+        self.approval = ReleaseApproval(
+            self,
+            "Approval",
+            pipeline_name=config.pipeline_name,
+            stage_name=APPROVAL_STAGE,
+            action_name=APPROVAL_ACTION,
+            emails=config.release_manager_emails,
+            approver_principals=config.approver_principals,
+            review_url=config.review_url,
+            comment=f"Staging passed its integration tests and bake. Approve to release to production "
+            f"({config.production.stack_name}, {config.production.canary_type}).",
+            encryption_key=self.artifacts.key,
+        )
+        self._add_waves()
+        self.cdk_pipeline.build_pipeline()
+        self._finish_built_pipeline()
+
+    # ------------------------------------------------------------------ steps
+
+    def _build_step(self) -> BuildspecStep:
+        return BuildspecStep(
+            BUILD_STAGE,
+            buildspec_file="build.yml",
+            project_name=f"{self.config.service_name}-build",
+            encryption_key=self.artifacts.key,
+            inputs=[self.source.primary_output],  # type: ignore[list-item]
+            output_ids=[CLOUD_ASSEMBLY, PACKAGED_TEMPLATE],
+            environment_variables={"ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name},
+            cache=codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM),
+        )
+
+    def _roles_for(self, *, account: str, region: str) -> BootstrapRoles:
+        key = f"{account}-{region}"
+        if key not in self._roles:
+            self._roles[key] = import_bootstrap_roles(
+                self,
+                f"Bootstrap{account}",
+                account=account,
+                region=region,
+                qualifier=self.config.bootstrap_qualifier,
+            )
+        return self._roles[key]
+
+    def _deploy_step(self, environment: EnvironmentConfig) -> SamDeployStep:
+        return SamDeployStep(
+            "Service",
+            packaged_template=self.build.outputs[PACKAGED_TEMPLATE],
+            stack_name=environment.stack_name,
+            account=environment.account,
+            region=environment.region,
+            parameters={"Environment": environment.name, "DeploymentType": environment.canary_type},
+            roles=self._roles_for(account=environment.account, region=environment.region),
+            variables_namespace=f"{environment.name.capitalize()}Stack",
+        )
+
+    def _test_step(
+        self, step_id: str, *, buildspec_file: str, environment: EnvironmentConfig, deploy: SamDeployStep
+    ) -> BuildspecStep:
+        step = BuildspecStep(
+            step_id,
+            buildspec_file=buildspec_file,
+            project_name=f"{self.config.service_name}-{environment.name}-{step_id.lower()}",
+            encryption_key=self.artifacts.key,
+            inputs=[self.source.primary_output],  # type: ignore[list-item]
+            environment_variables={"BASE_URL": deploy.output_variable("ApiUrl")},
+            timeout_minutes=20,
+            policy_statements=[
+                # SigV4-signed requests as the build role; the API id is created by the service stack.
+                iam.PolicyStatement(
+                    sid="InvokeServiceApi",
+                    actions=["execute-api:Invoke"],
+                    resources=[
+                        f"arn:{partition_of(environment.region)}:execute-api:{environment.region}:{environment.account}:*"
+                    ],
+                )
+            ],
+        )
+        step.add_step_dependency(deploy)
+        return step
+
+    def _add_waves(self) -> None:
+        config = self.config
+        self.update_pipeline = UpdatePipelineStep(
+            "SelfMutate",
+            cloud_assembly=self.build.outputs[CLOUD_ASSEMBLY],
+            stack_name=config.stack_name,
+            template_file=self.template_file,
+            roles=self._roles_for(account=config.pipeline_account, region=config.pipeline_region),
+        )
+        self.cdk_pipeline.add_wave(UPDATE_PIPELINE_STAGE, pre=[self.update_pipeline])
+        self.deploy_steps: dict[str, SamDeployStep] = {}
+        self.test_steps: dict[str, BuildspecStep] = {}
+        for stage_name, environment, test_id, buildspec in (
+            (STAGING_STAGE, config.staging, "IntegrationTests", "integration.yml"),
+            (PRODUCTION_STAGE, config.production, "SmokeTests", "smoke.yml"),
+        ):
+            if environment is config.production:
+                self.cdk_pipeline.add_wave(APPROVAL_STAGE, pre=[self.approval.step])
+            deploy = self._deploy_step(environment)
+            tests = self._test_step(test_id, buildspec_file=buildspec, environment=environment, deploy=deploy)
+            deploy.add_step_dependency(self.update_pipeline)
+            self.cdk_pipeline.add_wave(stage_name, pre=[deploy, tests])
+            self.deploy_steps[environment.name] = deploy
+            self.test_steps[environment.name] = tests
+
+    # ------------------------------------------------------------------ after build_pipeline()
+
+    def _finish_built_pipeline(self) -> None:
+        config = self.config
+        source_stage = self.code_pipeline.stages[0]
+        source_action = source_stage.actions[0]
+        self.code_pipeline.add_trigger(
+            provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
+            git_configuration=codepipeline.GitConfiguration(
+                source_action=source_action,
+                push_filter=[
+                    codepipeline.GitPushFilter(
+                        branches_includes=[config.branch],
+                        file_paths_excludes=list(config.trigger_file_paths_excluded) or None,
+                    )
+                ],
+            ),
+        )
+        # CDK grants only the old service prefix; connections created since 2024 need both.
+        self.action_role(
+            source_stage.stage_name, source_action.action_properties.action_name
+        ).add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="UseCodeConnection",
+                actions=["codeconnections:UseConnection"],
+                resources=[config.connection_arn],
+            )
+        )
+        self._grant_report_groups()
+        for stage_name, environment in (
+            (STAGING_STAGE, config.staging),
+            (PRODUCTION_STAGE, config.production),
+        ):
+            add_bake(self.code_pipeline, stage_name=stage_name, environment=environment)
+        self._grant_packaged_code_to_deployers()
+        self.notifications = PipelineNotifications(
+            self,
+            "Notifications",
+            pipeline=self.code_pipeline,
+            pipeline_name=config.pipeline_name,
+            emails=config.notification_emails,
+            encryption_key=self.artifacts.key,
+        )
+        self.artifacts.allow_service(
+            service_principal="codestar-notifications.amazonaws.com", region=self.region
+        )
+
+    def action_role(self, stage_name: str, action_name: str) -> iam.IRole:
+        """The role CodePipeline created for one action (CDK does not expose it on the action)."""
+        role = self.code_pipeline.node.find_child(stage_name).node.find_child(action_name)
+        return cast(iam.IRole, role.node.find_child("CodePipelineActionRole"))
+
+    def _grant_report_groups(self) -> None:
+        """Report groups named `<project>-<report>` so the buildspec's `reports:` lands in them."""
+        project = self.build.project
+        if project is None:
+            raise RuntimeError("report groups are granted after build_pipeline() created the project")
+        project_name = f"{self.config.service_name}-build"
+        for report, group_type in (
+            ("tests", codebuild.ReportGroupType.TEST),
+            ("coverage", codebuild.ReportGroupType.CODE_COVERAGE),
+        ):
+            group = codebuild.ReportGroup(
+                self,
+                f"{report.capitalize()}Reports",
+                report_group_name=f"{project_name}-{report}",
+                type=group_type,
+            )
+            group.grant_write(project)
+
+    def _grant_packaged_code_to_deployers(self) -> None:
+        """CloudFormation (as the bootstrap execution role) reads the Lambda code `sam package` uploaded."""
+        for environment in self.config.environments:
+            roles = self._roles_for(account=environment.account, region=environment.region)
+            self.artifacts.bucket.grant_read(roles.execution)
+            self.artifacts.key.grant_decrypt(roles.execution)

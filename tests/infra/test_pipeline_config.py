@@ -1,0 +1,204 @@
+"""Pipeline settings: validation with one-line errors, example-value refusal, and the AWS edges."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import Stack
+from moto import mock_aws
+
+from pipeline import app as pipeline_app
+from pipeline import bootstrap, preflight
+from pipeline.config import ConfigError, ExecutionMode, PipelineConfig
+from pipeline.nag import acknowledge
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def _config(**overrides: Any) -> PipelineConfig:
+    return PipelineConfig.from_context({**CONTEXT, **overrides})
+
+
+def test_shipped_values_build_a_cross_account_config_with_the_default_canaries() -> None:
+    config = _config()
+    assert config.staging.canary_type == "Canary10Percent5Minutes"
+    assert config.production.canary_type == "Canary10Percent10Minutes"
+    assert config.execution_mode is ExecutionMode.SUPERSEDED
+    assert config.is_cross_account
+    assert config.pipeline_name == "orders-release"
+
+
+def test_command_line_overrides_arrive_as_strings_and_are_parsed() -> None:
+    config = _config(
+        releaseManagerEmails="a@example.com, b@example.com", stagingBakeMinutes="7", executionMode="QUEUED"
+    )
+    assert config.release_manager_emails == ("a@example.com", "b@example.com")
+    assert config.staging.bake_minutes == 7
+    assert config.execution_mode is ExecutionMode.QUEUED
+
+
+def test_defaults_fill_optional_keys() -> None:
+    context = {
+        k: v
+        for k, v in CONTEXT.items()
+        if k not in {"stagingCanaryType", "notificationEmails", "bakeAlarmName"}
+    }
+    config = PipelineConfig.from_context(context)
+    assert config.staging.canary_type == "Canary10Percent5Minutes"
+    assert config.notification_emails == config.release_manager_emails
+    assert config.production.bake_alarm_name == "orders-production-bake"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        (
+            "pipelineAccount",
+            "12345",
+            "pipelineAccount='12345' is not valid: set it to a 12-digit AWS account id",
+        ),
+        (
+            "stagingCanaryType",
+            "Canary50Percent1Minute",
+            "stagingCanaryType='Canary50Percent1Minute' is not valid",
+        ),
+        ("connectionArn", "arn:aws:s3:::bucket", "connectionArn='arn:aws:s3:::bucket' is not valid"),
+        ("approverPrincipals", [], "approverPrincipals is empty"),
+        ("approverPrincipals", ["someone"], "approverPrincipals contains 'someone'"),
+        ("releaseManagerEmails", ["not-an-email"], "releaseManagerEmails contains 'not-an-email'"),
+        ("executionMode", "PARALLEL", "executionMode='PARALLEL' is not valid: use SUPERSEDED or QUEUED"),
+        ("productionRegion", "us-east-1", "productionRegion is us-east-1 but pipelineRegion is eu-west-1"),
+        ("productionBakeMinutes", "soon", "productionBakeMinutes='soon' is not valid"),
+        ("triggerFilePathsExcluded", 3, "triggerFilePathsExcluded=3 is not valid"),
+        ("serviceName", None, "serviceName is not set: add it to the context in cdk.json"),
+    ],
+)
+def test_a_wrong_value_names_its_key_and_the_fix(key: str, value: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _config(**{key: value})
+    assert str(raised.value).startswith(expected)
+    assert "\n" not in str(raised.value)
+
+
+def test_deploy_refuses_the_shipped_example_values() -> None:
+    with pytest.raises(ConfigError, match=r"^pipelineAccount still holds the shipped example value"):
+        _config().check_deployable()
+
+
+def test_deploy_accepts_real_values() -> None:
+    real = _config(
+        pipelineAccount="123456789012",
+        stagingAccount="123456789012",
+        productionAccount="210987654321",
+        connectionArn="arn:aws:codeconnections:eu-west-1:123456789012:connection/6f0c1b7e-4c6a-4e0c-9a43-1f2f7d8c9b10",
+    )
+    real.check_deployable()
+    assert real.example_values_in_use() == []
+
+
+def test_bad_context_ends_synth_with_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({**CONTEXT, "stagingAccount": "abc"}),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [sys.executable, "-m", "pipeline.app"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cdk.json: stagingAccount='abc' is not valid: set it to a 12-digit AWS account id"
+    ]
+
+
+def test_deployment_synth_refuses_example_values(capsys: pytest.CaptureFixture[str]) -> None:
+    assert pipeline_app.main({**CONTEXT, "forDeployment": "true"}) == 2
+    assert "before make deploy" in capsys.readouterr().err
+
+
+def test_acknowledging_a_whole_stack_is_refused() -> None:
+    with pytest.raises(ValueError, match="on a resource"):
+        acknowledge(Stack(), rule="AwsSolutions::AwsSolutions-IAM5", reason="would hide every future finding")
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+
+
+@pytest.mark.usefixtures("no_credentials")
+def test_preflight_without_credentials_stops_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert preflight.main() == 2
+    assert capsys.readouterr().err.strip() == preflight.NO_CREDENTIALS
+
+
+@mock_aws
+def test_preflight_with_credentials_names_the_account(capsys: pytest.CaptureFixture[str]) -> None:
+    assert preflight.main() == 0
+    assert "Using AWS account 123456789012" in capsys.readouterr().out
+
+
+def test_execution_policy_is_scoped_to_named_services_and_the_services_roles() -> None:
+    statements = bootstrap.execution_policy("orders")["Statement"]
+    actions = [a for s in statements for a in s["Action"]]
+    assert "*" not in actions
+    (roles,) = [s for s in statements if s["Sid"] == "ManageServiceRoles"]
+    assert roles["Resource"] == ["arn:aws:iam::*:role/orders-*", "arn:aws:iam::*:policy/orders-*"]
+
+
+def test_bootstrap_trusts_the_pipeline_account_with_the_scoped_policy() -> None:
+    config = _config()
+    command = bootstrap.bootstrap_command(
+        account="222222222222",
+        region="eu-west-1",
+        config=config,
+        policy_arn="arn:aws:iam::222222222222:policy/p",
+    )
+    assert command[:3] == ["cdk", "bootstrap", "aws://222222222222/eu-west-1"]
+    assert command[command.index("--trust") + 1] == "111111111111"
+    assert (
+        command[command.index("--cloudformation-execution-policies") + 1]
+        == "arn:aws:iam::222222222222:policy/p"
+    )
+
+
+@mock_aws
+def test_execution_policy_is_created_then_versioned() -> None:
+    first = bootstrap.ensure_policy("orders", "123456789012")
+    second = bootstrap.ensure_policy("orders", "123456789012")
+    assert first == second == "arn:aws:iam::123456789012:policy/orders-cfn-execution"
+
+
+def test_bootstrap_refuses_the_shipped_example_values(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bootstrap.main() == 2
+    assert "still holds the shipped example value" in capsys.readouterr().err
+
+
+@mock_aws
+def test_bootstrap_runs_cdk_only_for_the_signed_in_account(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(
+        pipelineAccount="123456789012",
+        stagingAccount="123456789012",
+        productionAccount="210987654321",
+        connectionArn="arn:aws:codeconnections:eu-west-1:123456789012:connection/6f0c1b7e-4c6a-4e0c-9a43-1f2f7d8c9b10",
+    )
+    calls: list[list[str]] = []
+    monkeypatch.setattr(bootstrap, "load_config", lambda: config)
+    monkeypatch.setattr(bootstrap.subprocess, "run", lambda command, check: calls.append(command))
+    assert bootstrap.main() == 0
+    assert [c[2] for c in calls] == ["aws://123456789012/eu-west-1"]
+    assert "account 210987654321: sign in to it" in capsys.readouterr().out
