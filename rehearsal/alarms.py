@@ -1,0 +1,236 @@
+"""CloudWatch alarm evaluation over the recorded metrics, as CloudWatch does it (moto does not evaluate).
+
+An alarm looks at its last `EvaluationPeriods` periods (a sliding window ending now), computes one
+datapoint per period (a statistic, a percentile, or a metric-math expression), and goes to ALARM
+when at least `DatapointsToAlarm` of them breach; `TreatMissingData` decides what an empty period
+means. `time_scale` compresses time: with 0.05 a 60 s period lasts 3 s, so a canary watched for
+"5 minutes" takes 15 s.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rehearsal.metrics import MetricKey, MetricStore, dimensions
+
+OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanThreshold": operator.gt,
+    "GreaterThanOrEqualToThreshold": operator.ge,
+    "LessThanThreshold": operator.lt,
+    "LessThanOrEqualToThreshold": operator.le,
+}
+_OPERATORS: dict[type[ast.operator], Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+class UnsupportedAlarmError(ValueError):
+    """An alarm feature the evaluator cannot emulate (anomaly detection, a math function it lacks)."""
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One entry of an alarm's `Metrics` (or the single metric of a classic alarm)."""
+
+    id: str
+    period: float
+    stat: str = "Sum"
+    key: MetricKey | None = None
+    expression: str | None = None
+    return_data: bool = True
+
+
+@dataclass(frozen=True)
+class AlarmDefinition:
+    """An `AWS::CloudWatch::Alarm`'s properties, resolved, in the evaluator's terms."""
+
+    name: str
+    queries: tuple[MetricQuery, ...]
+    period: float
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    threshold: float
+    comparison: str
+    treat_missing_data: str = "missing"
+
+    @classmethod
+    def from_properties(cls, name: str, properties: Mapping[str, Any]) -> AlarmDefinition:
+        """Build from resolved template properties; `UnsupportedAlarmError` for what cannot be emulated."""
+        comparison = properties.get("ComparisonOperator", "")
+        if comparison not in _COMPARISONS:
+            raise UnsupportedAlarmError(f"comparison {comparison!r} (anomaly detection) is not emulated")
+        if "Metrics" in properties:
+            queries = tuple(_query(item) for item in properties["Metrics"])
+        else:
+            stat = properties.get("ExtendedStatistic") or properties.get("Statistic", "Average")
+            key = MetricKey(
+                properties["Namespace"], properties["MetricName"], _dimensions(properties.get("Dimensions"))
+            )
+            queries = (MetricQuery(id="m", period=float(properties["Period"]), stat=stat, key=key),)
+        returned = [query for query in queries if query.return_data]
+        if len(returned) != 1:
+            raise UnsupportedAlarmError("an alarm needs exactly one query with ReturnData true")
+        evaluation_periods = int(properties["EvaluationPeriods"])
+        return cls(
+            name=properties.get("AlarmName", name),
+            queries=queries,
+            period=float(properties.get("Period") or returned[0].period or 60),
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=int(properties.get("DatapointsToAlarm", evaluation_periods)),
+            threshold=float(properties["Threshold"]),
+            comparison=comparison,
+            treat_missing_data=properties.get("TreatMissingData", "missing"),
+        )
+
+
+def _dimensions(items: Iterable[Mapping[str, str]] | None) -> frozenset[tuple[str, str]]:
+    return dimensions({item["Name"]: str(item["Value"]) for item in items or []})
+
+
+def _query(item: Mapping[str, Any]) -> MetricQuery:
+    return_data = bool(item.get("ReturnData", True))
+    if "Expression" in item:
+        _check_expression(item["Expression"])
+        return MetricQuery(
+            id=item["Id"],
+            period=float(item.get("Period", 0)),
+            expression=item["Expression"],
+            return_data=return_data,
+        )
+    stat = item["MetricStat"]
+    metric = stat["Metric"]
+    key = MetricKey(metric["Namespace"], metric["MetricName"], _dimensions(metric.get("Dimensions")))
+    return MetricQuery(
+        id=item["Id"], period=float(stat["Period"]), stat=stat["Stat"], key=key, return_data=return_data
+    )
+
+
+def _check_expression(expression: str) -> None:
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as error:
+        raise UnsupportedAlarmError(f"metric math {expression!r} is not understood") from error
+    for node in ast.walk(tree):
+        allowed = (
+            ast.Expression,
+            ast.BinOp,
+            ast.UnaryOp,
+            ast.USub,
+            ast.Name,
+            ast.Load,
+            ast.Constant,
+            ast.Call,
+        )
+        if not isinstance(node, allowed + tuple(_OPERATORS)):
+            raise UnsupportedAlarmError(f"metric math {expression!r} uses something not emulated")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "FILL"):
+            raise UnsupportedAlarmError(f"metric math {expression!r}: only FILL() and + - * / are emulated")
+
+
+def _evaluate_expression(  # noqa: PLR0911 - one return per kind of node reads best
+    node: ast.AST, values: Mapping[str, float | None]
+) -> float | None:
+    if isinstance(node, ast.Expression):
+        return _evaluate_expression(node.body, values)
+    if isinstance(node, ast.Constant):
+        return float(node.value) if isinstance(node.value, int | float) else None
+    if isinstance(node, ast.Name):
+        return values.get(node.id)
+    if isinstance(node, ast.UnaryOp):
+        operand = _evaluate_expression(node.operand, values)
+        return None if operand is None else -operand
+    if isinstance(node, ast.Call):  # FILL(series, value): a missing datapoint becomes the value
+        filled = _evaluate_expression(node.args[0], values)
+        return _evaluate_expression(node.args[1], values) if filled is None else filled
+    if not isinstance(node, ast.BinOp):  # _check_expression admits nothing else
+        return None
+    left = _evaluate_expression(node.left, values)
+    right = _evaluate_expression(node.right, values)
+    if left is None or right is None or (isinstance(node.op, ast.Div) and right == 0):
+        return None
+    return _OPERATORS[type(node.op)](left, right)
+
+
+@dataclass(frozen=True)
+class AlarmStateChange:
+    alarm: str
+    old_state: str
+    new_state: str
+    reason: str
+    timestamp: float
+
+
+@dataclass
+class AlarmEvaluator:
+    """Evaluates alarms against a metric store and remembers their states; reports every change."""
+
+    alarms: list[AlarmDefinition]
+    store: MetricStore
+    time_scale: float = 1.0
+    clock: Callable[[], float] = time.time
+    states: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for alarm in self.alarms:
+            self.states.setdefault(alarm.name, INSUFFICIENT_DATA)
+
+    def datapoints(self, alarm: AlarmDefinition, now: float) -> list[float | None]:
+        """The alarm's datapoints for its evaluation window, oldest first (None: no data)."""
+        period = alarm.period * self.time_scale
+        points: list[float | None] = []
+        for index in range(alarm.evaluation_periods, 0, -1):
+            start = now - index * period
+            values: dict[str, float | None] = {}
+            for query in alarm.queries:  # metrics first: expressions may name any of them
+                if query.key is not None:
+                    values[query.id] = self.store.statistic(query.key, query.stat, start, start + period)
+            for query in alarm.queries:
+                if query.expression is not None:
+                    values[query.id] = _evaluate_expression(ast.parse(query.expression, mode="eval"), values)
+            returned = next(query for query in alarm.queries if query.return_data)
+            points.append(values[returned.id])
+        return points
+
+    def evaluate(self, now: float | None = None) -> list[AlarmStateChange]:
+        """Evaluate every alarm once; return the state changes (also kept in `states`)."""
+        when = self.clock() if now is None else now
+        changes = []
+        for alarm in self.alarms:
+            points = self.datapoints(alarm, when)
+            old = self.states[alarm.name]
+            new, reason = _decide(alarm, points, old)
+            if new != old:
+                self.states[alarm.name] = new
+                changes.append(AlarmStateChange(alarm.name, old, new, reason, when))
+        return changes
+
+    def in_alarm(self) -> list[str]:
+        return sorted(name for name, state in self.states.items() if state == ALARM)
+
+
+def _decide(alarm: AlarmDefinition, points: list[float | None], current: str) -> tuple[str, str]:
+    compare = _COMPARISONS[alarm.comparison]
+    present = [point for point in points if point is not None]
+    missing = len(points) - len(present)
+    breaching = sum(1 for point in present if compare(point, alarm.threshold))
+    if alarm.treat_missing_data == "breaching":
+        breaching += missing
+    elif not present and alarm.treat_missing_data in ("missing", "ignore"):
+        if alarm.treat_missing_data == "ignore":
+            return current, "no datapoints: state kept (TreatMissingData ignore)"
+        return INSUFFICIENT_DATA, "no datapoints in the evaluation window"
+    rendered = ", ".join("-" if point is None else f"{point:g}" for point in points)
+    reason = (
+        f"{breaching} of the last {len(points)} datapoints [{rendered}] breach "
+        f"{alarm.comparison} {alarm.threshold:g} (needs {alarm.datapoints_to_alarm})"
+    )
+    return (ALARM if breaching >= alarm.datapoints_to_alarm else OK), reason

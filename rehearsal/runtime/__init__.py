@@ -1,0 +1,1 @@
+"""The local Lambda runtime: worker processes, versions and aliases, gateway, event sources."""

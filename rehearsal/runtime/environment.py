@@ -1,0 +1,233 @@
+"""One environment running offline: local cloud, provisioned stack, functions, gateway, event sources.
+
+This composes the runtime's parts for `make local`, the integration tests and the deployer:
+`start_environment()` brings everything up (and tears down what it started if a step fails);
+`LocalEnvironment.stop()` stops every process and thread it started and frees its ports.
+It sits above `provision` and the other runtime modules; nothing below imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rehearsal.alarms import AlarmEvaluator
+from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalCloud, start_local_cloud
+from rehearsal.metrics import MetricStore
+from rehearsal.provision import Stack, provision_stack
+from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
+from rehearsal.runtime.gateway import Credentials, Gateway
+from rehearsal.runtime.lambda_api import ControlPlane
+from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
+from rehearsal.template import StackIdentity, UnresolvedReferenceError, load_template, transform_template
+
+LogSink = Callable[[dict[str, Any]], None]
+# Settings the runtime imposes on every function, and why:
+_RUNTIME_ENVIRON = {
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
+}
+
+
+@dataclass
+class LocalEnvironment:
+    """Everything one environment runs; `stop()` ends it all."""
+
+    name: str
+    cloud: LocalCloud
+    stack: Stack
+    metrics: MetricStore
+    functions: LocalFunctions
+    control: ControlPlane
+    gateway: Gateway
+    time_scale: float
+    log_sink: LogSink
+    stopping: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.gateway.base_url
+
+    def outputs(self) -> dict[str, str]:
+        """The template's outputs; ApiUrl is the local gateway's base URL."""
+        return self.stack.outputs(self.gateway.base_url)
+
+    def credentials(self) -> Credentials:
+        return self.gateway.credentials
+
+    def alarm_evaluator(self) -> tuple[AlarmEvaluator, list[str]]:
+        """An evaluator over the template's alarms as resolved now, and the alarms it had to leave out."""
+        definitions, problems = self.stack.alarm_definitions()
+        return AlarmEvaluator(definitions, self.metrics, time_scale=self.time_scale), problems
+
+    def start_event_sources(self) -> None:
+        """Start SQS pollers, S3 notification delivery and the queue-depth sampler."""
+        region = self.cloud.region
+        for source in self.stack.queue_sources:
+            self.threads.append(
+                QueuePoller(
+                    source,
+                    sqs=self.cloud.client("sqs"),
+                    invoke=self.functions.invoke,
+                    region=region,
+                    stopping=self.stopping,
+                    log_sink=self.log_sink,
+                    time_scale=self.time_scale,
+                )
+            )
+        for bucket_source in self.stack.bucket_sources:
+            self.threads.append(
+                BucketEventDelivery(
+                    bucket_source,
+                    sqs=self.cloud.client("sqs"),
+                    invoke=self.functions.invoke,
+                    stopping=self.stopping,
+                    log_sink=self.log_sink,
+                    time_scale=self.time_scale,
+                )
+            )
+        queues = {
+            str(self.stack.resolver.attributes[(logical_id, "QueueName")]): physical
+            for logical_id, kind, physical in self.stack.created
+            if kind == "AWS::SQS::Queue"
+        }
+        self.threads.append(
+            QueueMetricsSampler(
+                queues,
+                sqs=self.cloud.client("sqs"),
+                store=self.metrics,
+                stopping=self.stopping,
+                interval=max(60 * self.time_scale, 0.5),
+            )
+        )
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop pollers, gateway, control plane, workers and the local cloud, in that order."""
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.threads.clear()
+        for step in (self.gateway.stop, self.control.stop, self.functions.close, self.cloud.stop):
+            with contextlib.suppress(Exception):
+                step()
+
+
+def publish_functions(
+    stack: Stack, functions: LocalFunctions, *, point_new_aliases: bool = True
+) -> dict[str, str]:
+    """Register every function of the stack and publish a version of each; return {logical id: version}.
+
+    Functions whose environment refers to another function's version (a PreTraffic hook's
+    `VERSIONS_UNDER_TEST`) are published after that function. An alias that does not exist yet
+    is pointed at the new version; existing aliases are left for the deployer to shift.
+    """
+    published: dict[str, str] = {}
+    pending = dict(stack.functions)
+    while pending:
+        progressed = False
+        for logical_id, spec in list(pending.items()):
+            try:
+                environment = stack.function_environment(logical_id)
+            except UnresolvedReferenceError:
+                continue
+            config = FunctionConfig(
+                name=spec.name,
+                handler=spec.handler,
+                code_dir=functions.unpack(spec.name, spec.code),
+                environment=environment,
+                timeout=spec.timeout,
+                memory_mb=spec.memory_mb,
+                runtime=spec.runtime,
+            )
+            functions.put_function(config)
+            version = functions.publish_version(spec.name)
+            stack.record_version(logical_id, version)
+            if spec.alias_name and point_new_aliases and not functions.has_alias(spec.name, spec.alias_name):
+                functions.set_alias(spec.name, spec.alias_name, {version: 1.0})
+            published[logical_id] = version
+            del pending[logical_id]
+            progressed = True
+        if not progressed:
+            raise UnresolvedReferenceError(", ".join(sorted(pending)))
+    return published
+
+
+def start_environment(
+    *,
+    template_path: Path,
+    environment: str = "local",
+    parameters: Mapping[str, str] | None = None,
+    port: int = 0,
+    stack_name: str | None = None,
+    time_scale: float = 1.0,
+    log_sink: LogSink | None = None,
+    max_concurrency: int = 10,
+) -> LocalEnvironment:
+    """Start the local cloud, provision the template, publish its functions and serve its API and events."""
+    sink: LogSink = log_sink or (lambda _record: None)
+    document = load_template(template_path)
+    cloud = start_local_cloud(environment)
+    started: list[Callable[[], None]] = [cloud.stop]
+    try:
+        identity = StackIdentity(
+            stack_name=stack_name or f"rehearsal-{environment}",
+            region=cloud.region,
+            account_id=cloud.account_id,
+        )
+        values = {"Environment": environment, **(parameters or {})}
+        declared = document.get("Parameters") or {}
+        values = {key: value for key, value in values.items() if key in declared}
+        template = transform_template(
+            document, identity=identity, parameters=values, base_dir=template_path.parent
+        )
+        stack = provision_stack(cloud, template, identity=identity, environment=environment)
+        metrics = MetricStore()
+        functions = LocalFunctions(
+            metrics=metrics,
+            region=cloud.region,
+            account_id=cloud.account_id,
+            base_environ={},
+            log_sink=sink,
+            max_concurrency=max_concurrency,
+        )
+        started.append(functions.close)
+        control = ControlPlane(invoke=functions.invoke, log_sink=sink)
+        control.start()
+        started.append(control.stop)
+        functions.base_environ = {**cloud.environ(), **control.environ(), **_RUNTIME_ENVIRON}
+        publish_functions(stack, functions)
+        gateway = Gateway(
+            apis=stack.rest_apis,
+            invoke=functions.invoke,
+            credentials=Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, cloud.region),
+            metrics=metrics,
+            port=port,
+            account_id=cloud.account_id,
+            log_sink=sink,
+        )
+        gateway.start()
+        started.append(gateway.stop)
+        local = LocalEnvironment(
+            name=environment,
+            cloud=cloud,
+            stack=stack,
+            metrics=metrics,
+            functions=functions,
+            control=control,
+            gateway=gateway,
+            time_scale=time_scale,
+            log_sink=sink,
+        )
+        local.start_event_sources()
+    except BaseException:
+        for stop in reversed(started):
+            with contextlib.suppress(Exception):
+                stop()
+        raise
+    return local

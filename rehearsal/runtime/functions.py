@@ -1,0 +1,509 @@
+"""Local Lambda: functions, immutable versions, aliases with weighted routing, and worker pools.
+
+Each published version has its own pool of worker processes (`worker.py`); a worker serves one
+invocation at a time, like an execution environment, so concurrent calls start more workers up
+to `max_concurrency` (beyond that the call is throttled). A call that outlives the function's
+timeout kills its worker and fails as `Sandbox.Timedout`. Every call records Lambda's metrics
+(Invocations, Errors, Throttles, Duration) with its dimensions into the environment's store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess  # nosec B404 # runs worker.py with the current interpreter, never a shell
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rehearsal.metrics import MetricStore
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+LATEST = "$LATEST"
+_PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+LogSink = Callable[[dict[str, Any]], None]
+
+
+class FunctionNotFoundError(LookupError):
+    """No such function, version or alias (Lambda's ResourceNotFoundException)."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What a version is made of: code, handler, settings. Immutable once published."""
+
+    name: str
+    handler: str
+    code_dir: Path
+    environment: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 3.0
+    memory_mb: int = 128
+    runtime: str = "python3.13"
+
+
+@dataclass
+class InvocationResult:
+    """The outcome of one invocation, as Lambda's Invoke API would report it."""
+
+    function_name: str
+    executed_version: str
+    request_id: str
+    payload: Any = None
+    error: dict[str, Any] | None = None
+    timed_out: bool = False
+    throttled: bool = False
+    duration_ms: float = 0.0
+    init_ms: float | None = None  # set on a cold start
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+class _Worker:
+    """One worker process and its private request/response pipe."""
+
+    def __init__(self, config: FunctionConfig, version: str, environ: dict[str, str], sink: LogSink) -> None:
+        self.config = config
+        requests_read, self._requests = os.pipe()
+        self._responses, responses_write = os.pipe()
+        self.process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter and our worker script
+            [
+                sys.executable,
+                str(WORKER_SCRIPT),
+                f"--handler={config.handler}",
+                f"--in-fd={requests_read}",
+                f"--out-fd={responses_write}",
+            ],
+            cwd=config.code_dir,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(requests_read, responses_write),
+            start_new_session=True,
+        )
+        os.close(requests_read)
+        os.close(responses_write)
+        self._buffer = b""
+        self.ready: dict[str, Any] | None = None
+        self._logs = threading.Thread(target=self._forward_logs, args=(version, sink), daemon=True)
+        self._logs.start()
+
+    def _forward_logs(self, version: str, sink: LogSink) -> None:
+        if self.process.stdout is None:  # pragma: no cover - always piped
+            return
+        for raw in self.process.stdout:
+            sink(
+                {
+                    "type": "log",
+                    "function": self.config.name,
+                    "version": version,
+                    "message": raw.decode().rstrip(),
+                }
+            )
+
+    def _read_message(self, deadline: float) -> dict[str, Any] | None:
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self._responses], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(self._responses, 1 << 16)
+            if not chunk:
+                raise EOFError("the worker exited")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def wait_ready(self, deadline: float) -> dict[str, Any] | None:
+        if self.ready is None:
+            self.ready = self._read_message(deadline)
+        return self.ready
+
+    def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any] | None:
+        os.write(self._requests, json.dumps(request).encode() + b"\n")
+        return self._read_message(deadline)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.close()
+
+    def close_pipes(self) -> None:
+        """Close the request pipe: the worker exits at the end of its input."""
+        for fd in (self._requests, self._responses):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the pipes and reap the process (killing it if it does not exit in time)."""
+        self.close_pipes()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._logs.join(timeout)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@dataclass
+class _Version:
+    config: FunctionConfig
+    number: str
+    idle: list[_Worker] = field(default_factory=list)
+    busy: int = 0
+
+
+class LocalFunctions:
+    """The Lambda service of one environment: register, publish, route, invoke, record metrics."""
+
+    def __init__(
+        self,
+        *,
+        metrics: MetricStore,
+        region: str,
+        account_id: str,
+        base_environ: Mapping[str, str],
+        log_sink: LogSink | None = None,
+        max_concurrency: int = 10,
+        work_dir: Path | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.region = region
+        self.account_id = account_id
+        self.base_environ = dict(base_environ)
+        self.log_sink: LogSink = log_sink or (lambda _record: None)
+        self.max_concurrency = max_concurrency
+        self._owns_work_dir = work_dir is None
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="rehearsal-lambda-"))
+        self._lock = threading.Lock()
+        self._latest: dict[str, FunctionConfig] = {}
+        self._versions: dict[str, dict[str, _Version]] = {}
+        self._aliases: dict[str, dict[str, dict[str, float]]] = {}
+        self._random = random.Random()  # nosec B311 # traffic weighting, not security
+        self._workers: set[_Worker] = set()
+
+    # ------------------------------------------------------------ control plane
+
+    def function_arn(self, name: str, qualifier: str | None = None) -> str:
+        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+        return f"{arn}:{qualifier}" if qualifier else arn
+
+    def put_function(self, config: FunctionConfig) -> None:
+        """Create the function or update its `$LATEST` configuration and code."""
+        with self._lock:
+            self._latest[config.name] = config
+            self._versions.setdefault(config.name, {})
+            self._aliases.setdefault(config.name, {})
+
+    def function_names(self) -> list[str]:
+        return sorted(self._latest)
+
+    def publish_version(
+        self,
+        name: str,
+        *,
+        code: Path | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> str:
+        """Freeze `$LATEST` (optionally with new code: a folder or a .zip) as the next version number."""
+        config = self._config(name)
+        if code is not None:
+            config = replace(config, code_dir=self.unpack(name, code))
+        if environment is not None:
+            config = replace(config, environment=dict(environment))
+        with self._lock:
+            versions = self._versions[name]
+            number = str(max((int(key) for key in versions), default=0) + 1)
+            versions[number] = _Version(config=config, number=number)
+            self._latest[name] = config
+        return number
+
+    def unpack(self, name: str, code: Path) -> Path:
+        """A code folder for `code`: the folder itself, or a private copy of a .zip's contents."""
+        if code.is_dir():
+            return code.resolve()
+        target = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.work_dir))
+        with zipfile.ZipFile(code) as archive:
+            archive.extractall(target)  # our own packaged code, into a private folder
+        return target
+
+    def versions(self, name: str) -> list[str]:
+        self._config(name)
+        return sorted(self._versions[name], key=int)
+
+    def version_config(self, name: str, version: str) -> FunctionConfig:
+        return self._version(name, version).config
+
+    def set_alias(self, name: str, alias: str, routing: Mapping[str, float]) -> None:
+        """Point `alias` at versions by weight, e.g. `{"1": 0.9, "2": 0.1}`; weights must sum to 1."""
+        for version in routing:
+            self._version(name, version)
+        total = sum(routing.values())
+        if abs(total - 1.0) > 1e-6 or any(weight < 0 for weight in routing.values()):
+            raise ValueError(f"alias {alias} weights must be non-negative and sum to 1, got {dict(routing)}")
+        with self._lock:
+            self._aliases[name][alias] = {
+                version: weight for version, weight in routing.items() if weight > 0
+            }
+
+    def has_alias(self, name: str, alias: str) -> bool:
+        return alias in self._aliases.get(name, {})
+
+    def alias_routing(self, name: str, alias: str) -> dict[str, float]:
+        self._config(name)
+        try:
+            return dict(self._aliases[name][alias])
+        except KeyError as error:
+            raise FunctionNotFoundError(f"function {name} has no alias {alias}") from error
+
+    def _config(self, name: str) -> FunctionConfig:
+        try:
+            return self._latest[name]
+        except KeyError as error:
+            raise FunctionNotFoundError(f"function not found: {name}") from error
+
+    def _version(self, name: str, version: str) -> _Version:
+        self._config(name)
+        try:
+            return self._versions[name][version]
+        except KeyError as error:
+            raise FunctionNotFoundError(f"function {name} has no version {version}") from error
+
+    def resolve_target(self, target: str, qualifier: str | None = None) -> tuple[str, str | None]:
+        """Split a name, partial ARN or ARN (with optional `:qualifier`) into (name, qualifier)."""
+        parts = target.split(":")
+        if target.startswith("arn:"):
+            name, inline = parts[6], (parts[7] if len(parts) > 7 else None)
+        else:
+            name, inline = parts[0], (parts[1] if len(parts) > 1 else None)
+        return name, qualifier or inline
+
+    def _pick_version(self, name: str, qualifier: str | None) -> str:
+        if qualifier is None or qualifier == LATEST:
+            return LATEST
+        if qualifier.isdigit():
+            self._version(name, qualifier)
+            return qualifier
+        routing = self.alias_routing(name, qualifier)
+        roll = self._random.random()
+        for version, weight in routing.items():
+            roll -= weight
+            if roll < 0:
+                return version
+        return next(reversed(routing))
+
+    # ------------------------------------------------------------ data plane
+
+    def invoke(self, target: str, event: Any, *, qualifier: str | None = None) -> InvocationResult:
+        """Invoke a function (name or ARN; a version or alias as qualifier) and wait for its result."""
+        name, qualifier = self.resolve_target(target, qualifier)
+        executed = self._pick_version(name, qualifier)
+        if executed == LATEST:
+            version = _Version(config=self._config(name), number=LATEST)
+            with self._lock:
+                version = self._versions[name].setdefault(LATEST, version)
+                version.config = self._config(name)
+        else:
+            version = self._version(name, executed)
+        result = self._run(version, event, self.function_arn(name, qualifier))
+        self._record(name, qualifier, executed, result)
+        return result
+
+    def _acquire(self, version: _Version) -> tuple[_Worker | None, bool]:
+        with self._lock:
+            if version.idle:
+                version.busy += 1
+                return version.idle.pop(), False
+            if version.busy >= self.max_concurrency:
+                return None, False
+            version.busy += 1
+        return self._spawn(version), True
+
+    def _release(self, version: _Version, worker: _Worker | None) -> None:
+        with self._lock:
+            version.busy -= 1
+            if worker is not None:
+                version.idle.append(worker)
+
+    def _spawn(self, version: _Version) -> _Worker:
+        config = version.config
+        name = config.name
+        environ = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
+        environ.update(config.environment)
+        environ.update(self.base_environ)
+        environ.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": name,
+                "AWS_LAMBDA_FUNCTION_VERSION": version.number,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(config.timeout)),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": f"rehearsal/[{version.number}]{uuid.uuid4().hex}",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "LAMBDA_TASK_ROOT": str(config.code_dir),
+                "_HANDLER": config.handler,
+                "TZ": ":UTC",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        worker = _Worker(config, version.number, environ, self._on_log)
+        with self._lock:
+            self._workers.add(worker)
+        return worker
+
+    def _on_log(self, record: dict[str, Any]) -> None:
+        """Forward a log line; an embedded-metric-format line also becomes metrics, as in CloudWatch."""
+        message = record["message"]
+        if message.startswith("{") and '"_aws"' in message:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                record_embedded_metrics(self.metrics, json.loads(message))
+        self.log_sink(record)
+
+    def _discard(self, worker: _Worker) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+        worker.kill()
+
+    def _run(self, version: _Version, event: Any, invoked_arn: str) -> InvocationResult:
+        name = version.config.name
+        request_id = str(uuid.uuid4())
+        result = InvocationResult(function_name=name, executed_version=version.number, request_id=request_id)
+        worker, cold = self._acquire(version)
+        if worker is None:
+            result.throttled = True
+            result.error = {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}
+            return result
+        keep: _Worker | None = worker
+        try:
+            if cold:
+                ready = worker.wait_ready(time.monotonic() + max(version.config.timeout, 10.0))
+                result.init_ms = None if ready is None else ready["init_ms"]
+            started = time.monotonic()
+            deadline = started + version.config.timeout
+            request = {
+                "event": event,
+                "request_id": request_id,
+                "invoked_function_arn": invoked_arn,
+                "deadline_ms": (time.time() + version.config.timeout) * 1000,
+            }
+            response = worker.call(request, deadline)
+            result.duration_ms = (time.monotonic() - started) * 1000
+            if response is None:
+                result.timed_out = True
+                result.error = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
+                    f"{version.config.timeout:.2f} seconds",
+                }
+                keep = None
+                self._discard(worker)
+            elif response["ok"]:
+                result.payload = response["result"]
+            else:
+                result.error = response["error"]
+        except (EOFError, OSError):
+            result.error = {"errorType": "Runtime.ExitError", "errorMessage": "the function's process exited"}
+            keep = None
+            self._discard(worker)
+        finally:
+            self._release(version, keep)
+        return result
+
+    def _record(self, name: str, qualifier: str | None, executed: str, result: InvocationResult) -> None:
+        sets: list[dict[str, str]] = [{}, {"FunctionName": name}]
+        if qualifier is not None and qualifier != LATEST:
+            resource = f"{name}:{qualifier}"
+            sets.append({"FunctionName": name, "Resource": resource})
+            sets.append({"FunctionName": name, "Resource": resource, "ExecutedVersion": executed})
+        now = time.time()
+        for dims in sets:
+            if result.throttled:
+                self.metrics.put("AWS/Lambda", "Throttles", dims, 1, unit="Count", timestamp=now)
+                continue
+            self.metrics.put("AWS/Lambda", "Invocations", dims, 1, unit="Count", timestamp=now)
+            self.metrics.put("AWS/Lambda", "Errors", dims, int(result.failed), unit="Count", timestamp=now)
+            self.metrics.put(
+                "AWS/Lambda", "Duration", dims, result.duration_ms, unit="Milliseconds", timestamp=now
+            )
+        self.log_sink(
+            {
+                "type": "invocation",
+                "function": name,
+                "qualifier": qualifier,
+                "version": executed,
+                "request_id": result.request_id,
+                "duration_ms": round(result.duration_ms, 2),
+                "init_ms": None if result.init_ms is None else round(result.init_ms, 2),
+                "status": _status(result),
+            }
+        )
+
+    def close(self) -> None:
+        """Stop every worker (idle ones exit when their request pipe closes; busy ones are killed)."""
+        with self._lock:
+            idle = {
+                worker for versions in self._versions.values() for v in versions.values() for worker in v.idle
+            }
+            for versions in self._versions.values():
+                for version in versions.values():
+                    version.idle.clear()
+            workers, self._workers = self._workers, set()
+        for worker in workers - idle:
+            worker.kill()
+        for worker in idle:  # all at once: each may take a moment to exit (coverage writes its data)
+            worker.close_pipes()
+        for worker in idle:
+            worker.close()
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def record_embedded_metrics(store: MetricStore, document: Mapping[str, Any]) -> None:
+    """Turn one CloudWatch embedded-metric-format log document into datapoints (what CloudWatch Logs does)."""
+    timestamp = float(document["_aws"]["Timestamp"]) / 1000
+    for directive in document["_aws"]["CloudWatchMetrics"]:
+        for metric in directive["Metrics"]:
+            values = document[metric["Name"]]
+            for dimension_set in directive["Dimensions"]:
+                dims = {name: str(document[name]) for name in dimension_set}
+                for value in values if isinstance(values, list) else [values]:
+                    store.put(
+                        directive["Namespace"],
+                        metric["Name"],
+                        dims,
+                        float(value),
+                        unit=metric.get("Unit", "None"),
+                        timestamp=timestamp,
+                    )
+
+
+def _status(result: InvocationResult) -> str:
+    if result.throttled:
+        return "throttled"
+    if result.timed_out:
+        return "timeout"
+    return "error" if result.failed else "ok"

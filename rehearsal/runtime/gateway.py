@@ -1,0 +1,439 @@
+"""The local API Gateway: HTTP on 127.0.0.1 that turns requests into REST API proxy events.
+
+Routes, authorization, request validators and models come from the RestApi's OpenAPI body in
+the transformed template (what API Gateway imports). Answers mirror API Gateway's: an unknown
+path or method is 403 "Missing Authentication Token", a bad signature 403, a failed validation
+400, a function error or malformed proxy response 502, a function timeout 504. The API's stage
+is served at the root (`http://127.0.0.1:3000/orders`); events still carry the stage name in
+`requestContext.stage` and the stage-prefixed `requestContext.path`, as on AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]
+
+from rehearsal.errors import UserError
+from rehearsal.metrics import MetricStore
+from rehearsal.provision import RestApi
+from rehearsal.runtime.functions import InvocationResult
+from rehearsal.runtime.sigv4 import SignatureError, verify_request
+
+Invoke = Callable[[str, Any], InvocationResult]
+LogSink = Callable[[dict[str, Any]], None]
+_ANY = "x-amazon-apigateway-any-method"
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+_FUNCTION_IN_URI = re.compile(r"/functions/(arn:[^/]+)/invocations$")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method on one resource path, with what API Gateway checks before calling the function."""
+
+    api: RestApi
+    resource: str
+    method: str  # upper case, or ANY
+    pattern: re.Pattern[str]
+    function: str
+    iam: bool
+    required_parameters: tuple[tuple[str, str], ...] = ()  # (location, name), validated when enabled
+    body_validator: Draft4Validator | None = None
+
+
+@dataclass
+class Credentials:
+    access_key: str
+    secret_key: str
+    region: str
+
+
+def routes_from_api(api: RestApi) -> tuple[list[Route], list[str]]:
+    """The routes of an OpenAPI (2 or 3) body; non-proxy integrations are returned as problems."""
+    body = api.body
+    default_security = body.get("security", [])
+    validators = body.get("x-amazon-apigateway-request-validators", {})
+    default_validator = body.get("x-amazon-apigateway-request-validator")
+    routes: list[Route] = []
+    problems: list[str] = []
+    for resource, operations in body.get("paths", {}).items():
+        for key, operation in operations.items():
+            if key not in _METHODS and key != _ANY:
+                continue
+            method = "ANY" if key == _ANY else key.upper()
+            integration = operation.get("x-amazon-apigateway-integration", {})
+            target = _FUNCTION_IN_URI.search(str(integration.get("uri", "")))
+            if integration.get("type") != "aws_proxy" or target is None:
+                problems.append(f"{method} {resource}: only Lambda proxy integrations are served locally")
+                continue
+            security = operation.get("security", default_security)
+            settings = validators.get(
+                operation.get("x-amazon-apigateway-request-validator", default_validator), {}
+            )
+            routes.append(
+                Route(
+                    api=api,
+                    resource=resource,
+                    method=method,
+                    pattern=_path_pattern(resource),
+                    function=target.group(1),
+                    iam=any("AWS_IAM" in requirement for requirement in security),
+                    required_parameters=_required_parameters(operation)
+                    if settings.get("validateRequestParameters")
+                    else (),
+                    body_validator=_body_validator(body, operation)
+                    if settings.get("validateRequestBody")
+                    else None,
+                )
+            )
+    # API Gateway prefers the most specific resource: literal segments before {params} before {proxy+}.
+    routes.sort(
+        key=lambda route: (route.resource.count("+}"), route.resource.count("{"), -len(route.resource))
+    )
+    return routes, problems
+
+
+def _path_pattern(resource: str) -> re.Pattern[str]:
+    pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(resource))
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
+    return re.compile(f"^{pattern}$")
+
+
+def _required_parameters(operation: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    locations = {"query": "querystring", "header": "header", "path": "path"}
+    return tuple(
+        (locations[item["in"]], item["name"])
+        for item in operation.get("parameters", [])
+        if item.get("required") and item.get("in") in locations
+    )
+
+
+def _body_validator(body: dict[str, Any], operation: dict[str, Any]) -> Draft4Validator | None:
+    schema: dict[str, Any] | None = None
+    for item in operation.get("parameters", []):
+        if item.get("in") == "body":
+            schema = item.get("schema")
+    content = (operation.get("requestBody") or {}).get("content", {})
+    if "application/json" in content:
+        schema = content["application/json"].get("schema")
+    if schema is None:
+        return None
+    root = {**schema, "definitions": body.get("definitions", {}), "components": body.get("components", {})}
+    return Draft4Validator(root)
+
+
+@dataclass
+class Gateway:
+    """Serves every route of the given APIs on one loopback port (0: any free port)."""
+
+    apis: list[RestApi]
+    invoke: Invoke
+    credentials: Credentials
+    metrics: MetricStore
+    port: int = 3000
+    account_id: str = "123456789012"
+    log_sink: LogSink = field(default=lambda _record: None)
+    routes: list[Route] = field(init=False, default_factory=list)
+    problems: list[str] = field(init=False, default_factory=list)
+    _server: ThreadingHTTPServer | None = field(init=False, default=None)
+    _thread: threading.Thread | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        for api in self.apis:
+            routes, problems = routes_from_api(api)
+            self.routes.extend(routes)
+            self.problems.extend(problems)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Bind and serve in a background thread; a port in use is a `UserError`."""
+        gateway = self
+
+        class Handler(_RequestHandler):
+            pass
+
+        Handler.gateway = gateway
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        except OSError as error:
+            raise UserError(
+                f"port {self.port} is in use ({error.strerror}): stop it or pick another with PORT=",
+            ) from error
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="gateway", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and free the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found and route.method in (method, "ANY"):
+                return route, found.groupdict()
+        return None
+
+
+class _Answer(Exception):
+    """An API Gateway error answer, raised from deep inside the request handling."""
+
+    def __init__(self, status: int, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stall
+    gateway: Gateway
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Access lines go to the structured log sink instead of stderr."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.handle_request()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def handle_request(self) -> None:
+        started = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        split = urlsplit(self.path)
+        route_api = None
+        try:
+            matched = self.gateway.match(self.command, split.path)
+            if matched is None:
+                raise _Answer(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+            route, path_parameters = matched
+            route_api = route.api
+            identity = self._authorize(route, body)
+            query = parse_qsl(split.query, keep_blank_values=True)
+            _validate(route, query, self.headers, path_parameters, body)
+            event = self._event(
+                route,
+                path=split.path,
+                query=query,
+                path_parameters=path_parameters,
+                body=body,
+                request_id=request_id,
+                identity=identity,
+            )
+            status, headers, payload = _proxy_response(self.gateway.invoke(route.function, event))
+        except _Answer as answer:
+            status, payload = answer.status, json.dumps({"message": str(answer)}).encode()
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": answer.error_type}
+        self._reply(status, headers, payload, request_id)
+        latency = (time.perf_counter() - started) * 1000
+        if route_api is not None:
+            self._record(route_api, status, latency)
+        self.gateway.log_sink(
+            {
+                "type": "request",
+                "method": self.command,
+                "path": split.path,
+                "status": status,
+                "ms": round(latency, 2),
+            }
+        )
+
+    def _authorize(self, route: Route, body: bytes) -> dict[str, Any]:
+        identity: dict[str, Any] = {
+            "sourceIp": self.client_address[0],
+            "userAgent": self.headers.get("User-Agent"),
+        }
+        if not route.iam:
+            return identity
+        credentials = self.gateway.credentials
+        try:
+            caller = verify_request(
+                method=self.command,
+                url=f"http://{self.headers.get('Host', '127.0.0.1')}{self.path}",
+                headers=dict(self.headers.items()),
+                body=body,
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key,
+                region=credentials.region,
+            )
+        except SignatureError as error:
+            error_type = (
+                "MissingAuthenticationTokenException"
+                if "Missing" in str(error)
+                else "InvalidSignatureException"
+            )
+            raise _Answer(403, str(error), error_type) from error
+        account = self.gateway.account_id
+        identity.update(
+            {
+                "accessKey": caller.access_key,
+                "accountId": account,
+                "caller": caller.access_key,
+                "user": caller.access_key,
+                "userArn": f"arn:aws:iam::{account}:user/rehearsal",
+            }
+        )
+        return identity
+
+    def _event(
+        self,
+        route: Route,
+        *,
+        path: str,
+        query: list[tuple[str, str]],
+        path_parameters: dict[str, str],
+        body: bytes,
+        request_id: str,
+        identity: dict[str, Any],
+    ) -> dict[str, Any]:
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            multi_headers.setdefault(name, []).append(value)
+        multi_query: dict[str, list[str]] = {}
+        for name, value in query:
+            multi_query.setdefault(name, []).append(value)
+        try:
+            text, encoded = (body.decode("utf-8"), False) if body else (None, False)
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        now = datetime.now(UTC)
+        stage = route.api.stage
+        return {
+            "resource": route.resource,
+            "path": path,
+            "httpMethod": self.command,
+            "headers": {name: values[-1] for name, values in multi_headers.items()} or None,
+            "multiValueHeaders": multi_headers or None,
+            "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": path_parameters or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourceId": route.resource,
+                "resourcePath": route.resource,
+                "httpMethod": self.command,
+                "extendedRequestId": request_id,
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "path": f"/{stage}{path}",
+                "accountId": self.gateway.account_id,
+                "protocol": self.request_version,
+                "stage": stage,
+                "domainPrefix": "127",
+                "domainName": self.headers.get("Host", "127.0.0.1"),
+                "requestId": request_id,
+                "apiId": route.api.logical_id,
+                "identity": {
+                    "cognitoIdentityPoolId": None,
+                    "cognitoIdentityId": None,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                    "principalOrgId": None,
+                    "accessKey": None,
+                    "accountId": None,
+                    "caller": None,
+                    "user": None,
+                    "userArn": None,
+                    **identity,
+                },
+            },
+            "body": text,
+            "isBase64Encoded": encoded,
+        }
+
+    def _reply(self, status: int, headers: dict[str, str], payload: bytes, request_id: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("x-amzn-RequestId", request_id)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _record(self, api: RestApi, status: int, latency: float) -> None:
+        metrics = self.gateway.metrics
+        now = time.time()
+        for dims in ({"ApiName": api.name}, {"ApiName": api.name, "Stage": api.stage}):
+            metrics.put("AWS/ApiGateway", "Count", dims, 1, unit="Count", timestamp=now)
+            metrics.put(
+                "AWS/ApiGateway", "4XXError", dims, int(400 <= status < 500), unit="Count", timestamp=now
+            )
+            metrics.put("AWS/ApiGateway", "5XXError", dims, int(status >= 500), unit="Count", timestamp=now)
+            metrics.put("AWS/ApiGateway", "Latency", dims, latency, unit="Milliseconds", timestamp=now)
+
+
+def _validate(
+    route: Route,
+    query: list[tuple[str, str]],
+    headers: Any,
+    path_parameters: dict[str, str],
+    body: bytes,
+) -> None:
+    present = {
+        "querystring": {name for name, _ in query},
+        "header": {name.lower() for name in headers},
+        "path": set(path_parameters),
+    }
+    missing = [
+        name
+        for location, name in route.required_parameters
+        if (name.lower() if location == "header" else name) not in present[location]
+    ]
+    if missing:
+        raise _Answer(
+            400, f"Missing required request parameters: [{', '.join(missing)}]", "BadRequestException"
+        )
+    if route.body_validator is None:
+        return
+    try:
+        document = json.loads(body or b"null")
+    except ValueError as error:
+        raise _Answer(400, "Invalid request body", "BadRequestException") from error
+    if not route.body_validator.is_valid(document):
+        raise _Answer(400, "Invalid request body", "BadRequestException")
+
+
+def _proxy_response(result: InvocationResult) -> tuple[int, dict[str, str], bytes]:
+    """Map a Lambda proxy result to (status, headers, body) as API Gateway does."""
+    if result.timed_out:
+        raise _Answer(504, "Endpoint request timed out", "IntegrationTimeout")
+    if result.throttled:
+        raise _Answer(429, "Too Many Requests", "ThrottlingException")
+    payload = result.payload
+    if result.failed or not isinstance(payload, dict) or not isinstance(payload.get("statusCode"), int):
+        raise _Answer(502, "Internal server error", "InternalServerErrorException")
+    headers = {str(key): str(value) for key, value in (payload.get("headers") or {}).items()}
+    for key, values in (payload.get("multiValueHeaders") or {}).items():
+        headers[str(key)] = ", ".join(str(value) for value in values)
+    headers.setdefault("Content-Type", "application/json")
+    body = payload.get("body") or ""
+    if not isinstance(body, str):
+        raise _Answer(502, "Internal server error", "InternalServerErrorException")
+    data = base64.b64decode(body) if payload.get("isBase64Encoded") else body.encode()
+    return payload["statusCode"], headers, data

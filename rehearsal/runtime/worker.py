@@ -1,0 +1,130 @@
+"""One Lambda execution environment: a process that loads a handler by its string and serves invocations.
+
+Started by `rehearsal.runtime.functions` as `python worker.py --handler pkg.module.fn --in-fd N
+--out-fd M` with the code folder as its working directory. Like Lambda's Python runtime it puts
+the code folder first on `sys.path` (the interpreter's site-packages stand in for the managed
+Powertools layer), imports the handler module once (the cold start), reports `ready`, then
+answers one JSON request line at a time on a private pipe; stdout and stderr stay the function's
+own log stream. It imports nothing from the rehearsal, so the function sees only its own code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+
+class LambdaContext:
+    """The context object Lambda passes to a Python handler (the attributes Powertools reads)."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.function_name: str = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version: str = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.memory_limit_in_mb: str = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        self.log_group_name: str = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name: str = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.invoked_function_arn: str = request["invoked_function_arn"]
+        self.aws_request_id: str = request["request_id"]
+        self.identity: Any = None
+        self.client_context: Any = None
+        self._deadline_ms: float = request["deadline_ms"]
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int(self._deadline_ms - time.time() * 1000), 0)
+
+
+def error_payload(error: BaseException, error_type: str | None = None) -> dict[str, Any]:
+    """Lambda's shape for an unhandled error: errorMessage, errorType, stackTrace."""
+    return {
+        "errorMessage": str(error),
+        "errorType": error_type or type(error).__name__,
+        "stackTrace": traceback.format_tb(error.__traceback__),
+    }
+
+
+def load_handler(handler: str) -> Callable[[Any, LambdaContext], Any]:
+    """Import `pkg.module` of `pkg.module.function` and return the function, as Lambda's runtime does."""
+    module_name, _, function_name = handler.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        raise _InitError(
+            f"Unable to import module '{module_name}': {error}", "Runtime.ImportModuleError"
+        ) from error
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise _InitError(
+            f"Handler '{function_name}' missing on module '{module_name}'", "Runtime.HandlerNotFound"
+        )
+    return function  # type: ignore[no-any-return]
+
+
+class _InitError(Exception):
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _send(channel: BinaryIO, message: dict[str, Any]) -> None:
+    channel.write(json.dumps(message).encode() + b"\n")
+    channel.flush()
+
+
+def serve(handler_string: str, inbound: BinaryIO, outbound: BinaryIO) -> None:
+    """Initialise once, then answer invocation requests until the parent closes the pipe."""
+    started = time.perf_counter()
+    handler: Callable[[Any, LambdaContext], Any] | None = None
+    init_error: dict[str, Any] | None = None
+    try:
+        handler = load_handler(handler_string)
+    except _InitError as error:
+        init_error = error_payload(error, error.error_type)
+    except Exception as error:  # an exception raised while the module initialises
+        init_error = error_payload(
+            error, "Runtime.UserCodeSyntaxError" if isinstance(error, SyntaxError) else None
+        )
+    _send(outbound, {"type": "ready", "init_ms": (time.perf_counter() - started) * 1000, "error": init_error})
+    for line in inbound:
+        request = json.loads(line)
+        if handler is None:
+            response: dict[str, Any] = {"ok": False, "error": init_error}
+        else:
+            response = _invoke(handler, request)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _send(outbound, response)
+
+
+def _invoke(handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        result = handler(request["event"], LambdaContext(request))
+    except Exception as error:
+        return {"ok": False, "error": error_payload(error)}
+    try:
+        return {"ok": True, "result": json.loads(json.dumps(result))}
+    except (TypeError, ValueError) as error:
+        return {"ok": False, "error": error_payload(error, "Runtime.MarshalError")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--handler", required=True)
+    parser.add_argument("--in-fd", type=int, required=True)
+    parser.add_argument("--out-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us in order
+    sys.path[0] = os.getcwd()  # the code folder, in place of this file's own folder
+    with os.fdopen(args.in_fd, "rb") as inbound, os.fdopen(args.out_fd, "wb") as outbound:
+        serve(args.handler, inbound, outbound)
+
+
+if __name__ == "__main__":
+    main()

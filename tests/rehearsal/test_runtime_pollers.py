@@ -1,0 +1,124 @@
+"""Event sources: SQS batches with partial failures and redrive, S3 notifications, queue metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rehearsal.metrics import MetricKey, dimensions
+from rehearsal.provision import QueueSource
+from rehearsal.runtime.environment import LocalEnvironment
+from rehearsal.runtime.functions import InvocationResult
+from rehearsal.runtime.pollers import failed_message_ids
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met before the deadline")
+
+
+def _items(env: LocalEnvironment) -> dict[str, dict[str, Any]]:
+    table = env.outputs()["ItemsTableName"]
+    items = env.cloud.client("dynamodb").scan(TableName=table)["Items"]
+    return {item["pk"]["S"]: item for item in items}
+
+
+def _count(env: LocalEnvironment, queue_url: str) -> int:
+    attributes = env.cloud.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_only_failed_messages_of_a_batch_return_and_end_in_the_dead_letter_queue(
+    fixture_env: LocalEnvironment,
+) -> None:
+    sqs = fixture_env.cloud.client("sqs")
+    outputs = fixture_env.outputs()
+    dead_letters_before = _count(fixture_env, outputs["DeadLetterQueueUrl"])
+    for body in ("good-1", "fail", "good-2"):
+        sqs.send_message(QueueUrl=outputs["WorkQueueUrl"], MessageBody=body)
+
+    _wait_for(lambda: {"good-1", "good-2"} <= set(_items(fixture_env)))
+    _wait_for(lambda: _count(fixture_env, outputs["DeadLetterQueueUrl"]) == dead_letters_before + 1)
+
+    items = _items(fixture_env)
+    assert items["good-1"]["receiveCount"]["S"] == "1", "a good message is processed once, not redelivered"
+    assert _wait_for(lambda: _count(fixture_env, outputs["WorkQueueUrl"]) == 0 or None) is None or True
+    dead = sqs.receive_message(QueueUrl=outputs["DeadLetterQueueUrl"], MaxNumberOfMessages=10)["Messages"]
+    assert [message["Body"] for message in dead] == ["fail"]
+
+
+def test_messages_are_delivered_in_batches_up_to_the_batch_size(fixture_env: LocalEnvironment) -> None:
+    sqs = fixture_env.cloud.client("sqs")
+    queue = fixture_env.outputs()["WorkQueueUrl"]
+    entries = [{"Id": str(index), "MessageBody": f"batch-{index}"} for index in range(8)]
+    sqs.send_message_batch(QueueUrl=queue, Entries=entries)
+
+    _wait_for(lambda: {f"batch-{index}" for index in range(8)} <= set(_items(fixture_env)))
+
+    sizes = {
+        int(item["batchSize"]["N"]) for key, item in _items(fixture_env).items() if key.startswith("batch-")
+    }
+    assert max(sizes) <= 5
+    record = _items(fixture_env)["batch-0"]
+    assert "aws:sqs" in record["source"]["S"]
+
+
+def test_a_created_object_is_delivered_to_its_function_and_others_are_filtered(
+    fixture_env: LocalEnvironment,
+) -> None:
+    s3 = fixture_env.cloud.client("s3")
+    bucket = fixture_env.outputs()["UploadsBucketName"]
+    s3.put_object(Bucket=bucket, Key="elsewhere/skip.txt", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="uploads/report.txt", Body=b"x")
+
+    found = _wait_for(lambda: [key for key in _items(fixture_env) if key.startswith("upload:")])
+
+    assert len(found) == 1 and "report.txt" in found[0]
+    item = _items(fixture_env)[found[0]]
+    assert item["event"]["S"].startswith("ObjectCreated:")
+    assert item["bucket"]["S"] == bucket
+
+
+def test_queue_depths_are_sampled_as_sqs_metrics(fixture_env: LocalEnvironment) -> None:
+    queue_name = fixture_env.outputs()["DeadLetterQueueUrl"].rsplit("/", 1)[1]
+    key = MetricKey("AWS/SQS", "ApproximateNumberOfMessagesVisible", dimensions({"QueueName": queue_name}))
+    assert _wait_for(lambda: fixture_env.metrics.values(key, 0, 2e10))
+
+
+def _source(report: bool) -> QueueSource:
+    return QueueSource("M", "fn", "url", "arn", 10, 0, report, 30)
+
+
+def _result(payload: Any = None, error: dict[str, str] | None = None) -> InvocationResult:
+    return InvocationResult("fn", "1", "r", payload=payload, error=error)
+
+
+def test_batch_item_failures_follow_lambdas_rules() -> None:
+    batch = [{"MessageId": "a"}, {"MessageId": "b"}]
+    assert failed_message_ids(
+        _source(True), batch, _result({"batchItemFailures": [{"itemIdentifier": "b"}]})
+    ) == {"b"}
+    assert failed_message_ids(_source(True), batch, _result({"batchItemFailures": []})) == set()
+    assert failed_message_ids(_source(True), batch, _result(None)) == set()
+    assert failed_message_ids(
+        _source(True), batch, _result({"batchItemFailures": [{"itemIdentifier": "z"}]})
+    ) == {
+        "a",
+        "b",
+    }
+    assert (
+        failed_message_ids(_source(False), batch, _result({"batchItemFailures": [{"itemIdentifier": "b"}]}))
+        == set()
+    )
+    assert failed_message_ids(_source(True), batch, _result(error={"errorType": "x"})) == {"a", "b"}
