@@ -537,3 +537,17 @@ def test_sam_validate_with_lint_passes_offline() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout
+
+
+def test_bake_alarm_is_named_for_the_pipeline_and_watches_every_deployment_alarm(
+    resources: dict[str, Any],
+) -> None:
+    """The pipeline's bake condition watches `<stack>-bake`; it must combine every deployment alarm."""
+    bake = resources["BakeAlarm"]["Properties"]
+    assert bake["AlarmName"] == {"Fn::Sub": "${AWS::StackName}-bake"}
+    deployment_alarms = {
+        alarm["Name"]["Ref"]
+        for group in _of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
+        for alarm in group["Properties"]["AlarmConfiguration"]["Alarms"]
+    }
+    assert set(re.findall(r'ALARM\("\$\{(\w+)\}"\)', bake["AlarmRule"]["Fn::Sub"])) == deployment_alarms
