@@ -77,6 +77,11 @@ coverage: install ## All tests with coverage; fails under 90%
 	pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml \
 	  --junitxml=reports/junit.xml tests
 
+.PHONY: check
+check: lint typecheck scan ## What the pipeline's Build runs: checks, unit and infra tests (coverage >= 90%)
+	pytest --cov=service/src --cov=pipeline --cov-report=term-missing:skip-covered \
+	  --cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml tests/unit tests/infra
+
 .PHONY: test-unit
 test-unit: install ## Unit tests only
 	pytest tests/unit
