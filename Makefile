@@ -128,6 +128,7 @@ destroy: install ## Delete the pipeline stack (service stacks, artifact bucket a
 package: install ## sam package service/ to ARTIFACT_BUCKET: the packaged template at .aws-sam/packaged.yaml
 	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ARTIFACT_BUCKET is not set: run make package ARTIFACT_BUCKET=<artifact bucket>"; exit 2; }
 	@python -m pipeline.preflight
+	@mkdir -p .aws-sam
 	sam package --template-file service/template.yaml --s3-bucket "$$ARTIFACT_BUCKET" --s3-prefix packages \
 	  --output-template-file .aws-sam/packaged.yaml --no-progressbar
 

@@ -17,6 +17,7 @@ from aws_cdk import aws_sns as sns
 from constructs import IConstruct
 
 from pipeline.bootstrap_roles import partition_of
+from pipeline.test_access import test_statements
 
 if TYPE_CHECKING:
     from pipeline.pipeline_stack import PipelineStack
@@ -29,6 +30,10 @@ _REPORTS = "CodeBuild's default grant on the project's own report groups (<proje
 _API = (
     "execute-api:Invoke only, in the environment's account and region: the API id is created by "
     "the service stack at deploy time, after this policy exists"
+)
+_TEST_RESOURCES = (
+    "the environment's own queues and table, by the service stack's name prefix: CloudFormation "
+    "generates the rest of their names at deploy time"
 )
 
 KMS_READ_WRITE = (("Action::kms:GenerateDataKey*", _KMS), ("Action::kms:ReEncrypt*", _KMS))
@@ -87,11 +92,12 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     _iam5(build_project.role if build_project else None, read_write + _project_findings(build_project))
     for environment in stack.config.environments:
         project = stack.test_steps[environment.name].project
-        arn = (
-            f"arn:{partition_of(environment.region)}:execute-api:{environment.region}:{environment.account}:*"
+        service_resources = tuple(
+            (f"Resource::{arn}", _API if ":execute-api:" in arn else _TEST_RESOURCES)
+            for statement in test_statements(environment)
+            for arn in statement.resources
         )
-        api = f"Resource::{arn}"
-        _iam5(project.role if project else None, read + _project_findings(project) + ((api, _API),))
+        _iam5(project.role if project else None, read + _project_findings(project) + service_resources)
     _iam5(stack.action_role("Approval", "Release"), (KMS_READ_WRITE[0],))
 
     acknowledge(

@@ -13,12 +13,13 @@ from constructs import Construct
 from pipeline.approval import ReleaseApproval
 from pipeline.artifacts import ArtifactStore
 from pipeline.bake import add_bake
-from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles, partition_of
+from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles
 from pipeline.buildspec_step import BuildspecStep
 from pipeline.config import EnvironmentConfig, PipelineConfig
 from pipeline.notifications import PipelineNotifications
 from pipeline.sam_deploy_step import SamDeployStep
 from pipeline.self_mutation_step import UpdatePipelineStep
+from pipeline.test_access import TEST_OUTPUT_VARIABLES, test_statements
 
 # Stage names: the docs, the tests and the offline rehearsal use these words.
 BUILD_STAGE = "Build"
@@ -131,18 +132,11 @@ class PipelineStack(Stack):
             project_name=f"{self.config.service_name}-{environment.name}-{step_id.lower()}",
             encryption_key=self.artifacts.key,
             inputs=[self.source.primary_output],  # type: ignore[list-item]
-            environment_variables={"BASE_URL": deploy.output_variable("ApiUrl")},
+            environment_variables={
+                variable: deploy.output_variable(output) for output, variable in TEST_OUTPUT_VARIABLES.items()
+            },
             timeout_minutes=20,
-            policy_statements=[
-                # SigV4-signed requests as the build role; the API id is created by the service stack.
-                iam.PolicyStatement(
-                    sid="InvokeServiceApi",
-                    actions=["execute-api:Invoke"],
-                    resources=[
-                        f"arn:{partition_of(environment.region)}:execute-api:{environment.region}:{environment.account}:*"
-                    ],
-                )
-            ],
+            policy_statements=test_statements(environment),
         )
         step.add_step_dependency(deploy)
         return step

@@ -269,14 +269,15 @@ def test_deploys_assume_the_target_accounts_bootstrap_roles(stages: list[dict[st
 @pytest.mark.parametrize(
     ("stage", "namespace"), [("Staging", "StagingStack"), ("Production", "ProductionStack")]
 )
-def test_tests_after_a_deploy_receive_that_stacks_api_url(
+def test_tests_after_a_deploy_receive_that_stacks_outputs(
     stages: list[dict[str, Any]], stage: str, namespace: str
 ) -> None:
     execute = _deploy_actions(stages, stage)[1]
     (tests,) = [a for a in _stage(stages, stage)["Actions"] if a["ActionTypeId"]["Provider"] == "CodeBuild"]
     assert execute["Namespace"] == namespace
     variables = json.loads(tests["Configuration"]["EnvironmentVariables"])
-    assert {"name": "BASE_URL", "type": "PLAINTEXT", "value": f"#{{{namespace}.ApiUrl}}"} in variables
+    for output, variable in [("ApiUrl", "BASE_URL"), ("OrdersQueueUrl", "ORDERS_QUEUE_URL")]:
+        assert {"name": variable, "type": "PLAINTEXT", "value": f"#{{{namespace}.{output}}}"} in variables
     assert tests["RunOrder"] > execute["RunOrder"]
 
 
