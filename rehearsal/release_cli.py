@@ -1,12 +1,261 @@
-"""`rehearsal release|release-remote|approve|reject|status` (filled in by the release runner work)."""
+"""`rehearsal release|release-remote|approve|reject|status`: the offline release and its controls.
+
+`release` rehearses a release of HEAD (or of a pushed commit, from the `rehearsal` remote's hook)
+through the synthesized pipeline; it exits 0 only when the release reached production.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from rehearsal.approval import MODES, ApprovalGate, ApprovalInbox, release_manager_name
+from rehearsal.deployment import Deployer, UnavailableDeployer
+from rehearsal.errors import UserError
+from rehearsal.pipeline_model import load_pipeline
+from rehearsal.run_record import latest_summary, render_summary
+from rehearsal.runner import ReleaseOptions, ReleaseRunner
+from rehearsal.source import changed_paths, git, git_user, resolve_revision
+
+STATE_FOLDER = ".rehearsal"
+REMOTE_NAME = "rehearsal"
+DEFAULT_BRANCH = "main"
+# The cdk.json context key pipeline/config.py reads the releasing branch from.
+BRANCH_CONTEXT_KEY = "branch"
+
+
+def _default_deployer(state_dir: Path, time_scale: float) -> Deployer:
+    """The local deployer when it is built; until then a stand-in whose deployments say so."""
+    try:
+        local_deployer = importlib.import_module("rehearsal.deployer")
+    except ModuleNotFoundError:
+        return UnavailableDeployer()
+    factory: Callable[[Path, float], Deployer] = local_deployer.LocalDeployer
+    return factory(state_dir, time_scale)
+
+
+# Tests swap this for an in-memory fake.
+deployer_factory: Callable[[Path, float], Deployer] = _default_deployer
 
 
 def register(commands: Any) -> None:
-    for name in ("release", "release-remote", "approve", "reject", "status"):
-        parser: argparse.ArgumentParser = commands.add_parser(name)
-        parser.set_defaults(run=lambda _args: 1)
+    release = commands.add_parser("release", help="rehearse a release of HEAD offline")
+    release.add_argument(
+        "--allow-dirty", action="store_true", help="release HEAD despite uncommitted changes ($ALLOW_DIRTY=1)"
+    )
+    release.add_argument(
+        "--approve",
+        choices=MODES,
+        default=None,
+        help="answer the manual approval (default: $APPROVE, else prompt)",
+    )
+    release.add_argument(
+        "--time-scale",
+        default=None,
+        metavar="SECONDS",
+        help="real seconds per pipeline minute for canaries and bakes (default 2; $TIME_SCALE)",
+    )
+    release.add_argument("--quiet", action="store_true", help="no progress output, only the exit status")
+    release.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
+    release.add_argument("--commit", default="HEAD", help=argparse.SUPPRESS)
+    release.add_argument("--git-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    release.add_argument("--branch", default="", help=argparse.SUPPRESS)
+    release.set_defaults(run=run_release)
+
+    remote = commands.add_parser(
+        "release-remote", help="add git remote 'rehearsal': a push to the branch releases"
+    )
+    remote.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
+    remote.set_defaults(run=run_release_remote)
+
+    trigger = commands.add_parser("release-trigger", help=argparse.SUPPRESS)
+    trigger.add_argument("--repo", type=Path, required=True)
+    trigger.add_argument("--git-dir", type=Path, required=True)
+    trigger.set_defaults(run=run_release_trigger)
+
+    approve = commands.add_parser("approve", help="approve the release waiting for a release manager")
+    approve.add_argument("--comment", default="approved")
+    approve.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
+    approve.set_defaults(run=lambda args: _decide(args, approved=True, comment=args.comment))
+
+    reject = commands.add_parser("reject", help="reject the release waiting for a release manager")
+    reject.add_argument("--reason", required=True)
+    reject.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
+    reject.set_defaults(run=lambda args: _decide(args, approved=False, comment=args.reason))
+
+    status = commands.add_parser("status", help="print the latest rehearsal run")
+    status.add_argument("--json", action="store_true", help="print summary.json as it is")
+    status.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
+    status.set_defaults(run=run_status)
+
+
+def _repo(args: argparse.Namespace) -> Path:
+    repo: Path = (args.repo or Path.cwd()).resolve()
+    if not (repo / ".git").exists():
+        raise UserError(f"{repo} is not a git repository: run the rehearsal from the repository's root")
+    return repo
+
+
+def _approval_mode(args: argparse.Namespace) -> str:
+    mode = args.approve or os.environ.get("APPROVE") or ("prompt" if sys.stdin.isatty() else "wait")
+    if mode not in MODES:
+        raise UserError(f"APPROVE={mode} is unknown: use APPROVE=auto, APPROVE=reject or leave it unset")
+    return str(mode)
+
+
+def _time_scale(args: argparse.Namespace) -> float:
+    raw = args.time_scale if args.time_scale is not None else os.environ.get("TIME_SCALE", "2")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(
+            f"time scale {raw!r} is not a number: give seconds per pipeline minute, e.g. 2"
+        ) from None
+    if value <= 0:
+        raise UserError(f"time scale {value} must be above 0 seconds per pipeline minute")
+    return value
+
+
+def run_release(args: argparse.Namespace) -> int:
+    repo = _repo(args)
+    state_dir = repo / STATE_FOLDER
+    time_scale = _time_scale(args)
+    mode = _approval_mode(args)
+    revision = resolve_revision(repo, args.commit, git_dir=args.git_dir, branch=args.branch)
+    out = None if args.quiet else sys.stdout
+    gate = ApprovalGate(
+        ApprovalInbox(state_dir),
+        mode=mode,
+        release_manager=release_manager_name(git_user=git_user(repo)),
+        reason=os.environ.get("REASON", ""),
+        stdin=sys.stdin if mode == "prompt" else None,
+        out=out,
+    )
+    runner = ReleaseRunner(
+        ReleaseOptions(
+            repo=repo,
+            revision=revision,
+            state_dir=state_dir,
+            allow_dirty=args.allow_dirty or os.environ.get("ALLOW_DIRTY", "") not in ("", "0"),
+            time_scale=time_scale,
+            out=out,
+        ),
+        deployer=deployer_factory(state_dir, time_scale),
+        approvals=gate,
+    )
+    return 0 if runner.run().succeeded else 1
+
+
+def _decide(args: argparse.Namespace, *, approved: bool, comment: str) -> int:
+    repo = _repo(args)
+    who = release_manager_name(git_user=git_user(repo))
+    request = ApprovalInbox(repo / STATE_FOLDER).decide(approved=approved, by=who, comment=comment)
+    verb = "Approved" if approved else "Rejected"
+    action = f"{request.stage}/{request.action}"
+    print(f"{verb} {action} of release {request.run_id} ({request.commit[:12]}) as {who}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    summary = latest_summary(_repo(args) / STATE_FOLDER)
+    if summary is None:
+        raise UserError("no rehearsal has run yet: run `make release`")
+    print(
+        json.dumps(summary, indent=2) if args.json else render_summary(summary), end="\n" if args.json else ""
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- the `rehearsal` remote
+
+
+def configured_branch(repo: Path) -> str:
+    """The releasing branch: the synthesized push trigger decides; cdk.json's context names it too."""
+    cdk_json = repo / "cdk.json"
+    if cdk_json.is_file():
+        context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context") or {}
+        if context.get(BRANCH_CONTEXT_KEY):
+            return str(context[BRANCH_CONTEXT_KEY])
+    return DEFAULT_BRANCH
+
+
+def run_release_remote(args: argparse.Namespace) -> int:
+    repo = _repo(args)
+    remote = repo / STATE_FOLDER / "remote.git"
+    if not (remote / "HEAD").is_file():
+        remote.parent.mkdir(parents=True, exist_ok=True)
+        git(repo, "init", "--quiet", "--bare", str(remote))
+    hook = remote / "hooks" / "post-receive"
+    hook.write_text(_hook_script(repo, remote), encoding="utf-8")
+    hook.chmod(0o755)
+    remotes = git(repo, "remote").split()
+    if REMOTE_NAME in remotes:
+        git(repo, "remote", "set-url", REMOTE_NAME, str(remote))
+    else:
+        git(repo, "remote", "add", REMOTE_NAME, str(remote))
+    branch = configured_branch(repo)
+    print(f"Remote '{REMOTE_NAME}' is {remote}")
+    print(f"  git push {REMOTE_NAME} {branch}   starts a release (APPROVE=auto git push ... approves it)")
+    print("  make release-status / make approve / make reject REASON=...   from another shell")
+    return 0
+
+
+def _hook_script(repo: Path, remote: Path) -> str:
+    python = shlex.quote(sys.executable)
+    package_root = shlex.quote(str(Path(__file__).resolve().parents[1]))
+    return (
+        "#!/bin/sh\n"
+        "# Installed by `make release-remote`: hands each pushed ref to the rehearsal, which releases\n"
+        "# pushes to the pipeline's branch only (the V2 push trigger's filter).\n"
+        f"cd {shlex.quote(str(repo))} || exit 1\n"
+        "unset GIT_DIR GIT_QUARANTINE_PATH\n"
+        f"export PYTHONPATH={package_root}${{PYTHONPATH:+:$PYTHONPATH}}\n"
+        f"exec {python} -m rehearsal release-trigger --repo {shlex.quote(str(repo))} "
+        f"--git-dir {shlex.quote(str(remote))}\n"
+    )
+
+
+def run_release_trigger(args: argparse.Namespace) -> int:
+    """post-receive: one line `old new ref` per pushed ref on stdin; release the ones the trigger accepts."""
+    repo: Path = args.repo.resolve()
+    status = 0
+    for line in sys.stdin.read().splitlines():
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith("refs/heads/") or set(parts[1]) == {"0"}:
+            continue
+        old, new, ref = parts
+        branch = ref.removeprefix("refs/heads/")
+        if not _push_starts_release(repo, args.git_dir, branch, old, new):
+            print(f"rehearsal: push to {branch} does not match the pipeline's trigger: no release")
+            continue
+        print(f"rehearsal: push to {branch} ({new[:7]}) starts a release")
+        release_args = argparse.Namespace(
+            repo=repo,
+            commit=new,
+            git_dir=args.git_dir,
+            branch=branch,
+            allow_dirty=True,
+            approve=None,
+            time_scale=None,
+            quiet=False,
+        )
+        status = max(status, run_release(release_args))
+    return status
+
+
+def _push_starts_release(repo: Path, git_dir: Path, branch: str, old: str, new: str) -> bool:
+    for assembly in (repo / STATE_FOLDER / "pipeline" / "assembly", repo / "cdk.out"):
+        if (assembly / "manifest.json").is_file():
+            accepted = load_pipeline(assembly).accepts_push(
+                branch, changed_paths(repo, old, new, git_dir=git_dir)
+            )
+            if accepted is not None:
+                return accepted
+    return branch == configured_branch(repo)

@@ -1,0 +1,372 @@
+"""One executor per CodePipeline action type: Source, CodeBuild, self-mutation, CloudFormation, Manual.
+
+Each executor gets the action, the release attempt (artifact store, variables, change sets), the run
+record, the environments' state and the action's log, and returns an `Outcome`; it never raises for
+a failure a person should read about in the summary (a `UserError` becomes a failed action).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from rehearsal.approval import ApprovalGate, ApprovalInbox
+from rehearsal.artifacts import ArtifactStore
+from rehearsal.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
+from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from rehearsal.deployment import Deployer, DeployRequest
+from rehearsal.errors import UserError
+from rehearsal.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
+from rehearsal.run_record import Progress, RunRecord, save_state
+from rehearsal.source import SourceRevision, snapshot
+
+# The offline build image: builds use this machine's installed tools, linked into each workspace.
+TOOL_FOLDERS = (".venv", "node_modules")
+# Snapshot files get one old mtime, so Make never thinks the linked tools are older than the source.
+SNAPSHOT_MTIME = 946684800  # 2000-01-01
+_VARIABLE = re.compile(r"#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}")
+
+
+@dataclass
+class ReleaseOptions:
+    repo: Path
+    revision: SourceRevision
+    state_dir: Path
+    allow_dirty: bool = False
+    time_scale: float = 2.0
+    out: TextIO | None = None
+    stack_name: str | None = None
+    max_restarts: int = 2
+
+
+class PipelineChanged(Exception):
+    """Self-mutation deployed a different definition: the release restarts on it."""
+
+    def __init__(self, model: PipelineModel, changes: list[str]) -> None:
+        super().__init__("pipeline definition changed")
+        self.model = model
+        self.changes = changes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    succeeded: bool
+    message: str
+    alarm: str | None = None
+
+
+@dataclass
+class PendingChangeSet:
+    template: Path
+    parameters: dict[str, str]
+    capabilities: tuple[str, ...]
+    artifacts: dict[str, Path]
+
+
+@dataclass
+class Attempt:
+    model: PipelineModel
+    store: ArtifactStore
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    change_sets: dict[tuple[str, str], PendingChangeSet] = field(default_factory=dict)
+    build_number: int = 0
+    environments_before: dict[str, Any] = field(default_factory=dict)
+
+
+# A rehearsal never reaches a real AWS account: builds get fake credentials and, unless the deployer
+# names the local cloud, an endpoint nothing listens on (the discard port), so a call fails fast.
+OFFLINE_AWS = {
+    "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+    "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+}
+_REAL_AWS_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+def build_base_environment(environ: Mapping[str, str], cloud: Mapping[str, str]) -> dict[str, str]:
+    """This machine's environment without its AWS settings, pointed at the local cloud."""
+    base = {k: v for k, v in environ.items() if k not in _REAL_AWS_SETTINGS and not k.startswith("AWS_")}
+    return {**base, **OFFLINE_AWS, **cloud}
+
+
+Executor = Callable[[Action, Attempt, RunRecord, dict[str, Any], TextIO], Outcome]
+
+
+class ActionExecutors:
+    def __init__(
+        self, options: ReleaseOptions, *, deployer: Deployer, approvals: ApprovalGate, progress: Progress
+    ) -> None:
+        self.options = options
+        self.deployer = deployer
+        self.approvals = approvals
+        self.progress = progress
+        self.pipeline_dir = options.state_dir / "pipeline" / "assembly"
+
+    def executor_for(self, action: Action, model: PipelineModel) -> Executor:
+        kind = (action.type.category, action.type.provider)
+        if model.updates_itself(action):
+            return self._self_mutation
+        if action.type.category == "Source":
+            return self._source
+        if kind in (("Build", "CodeBuild"), ("Test", "CodeBuild")):
+            return self._codebuild
+        if kind == ("Deploy", "CloudFormation"):
+            return self._cloudformation
+        if kind == ("Approval", "Manual"):
+            return self._approval
+        return self._unsupported
+
+    def deploy_pipeline(self, assembly: Path) -> None:
+        if self.pipeline_dir.exists():
+            shutil.rmtree(self.pipeline_dir)
+        shutil.copytree(assembly, self.pipeline_dir, symlinks=True)
+
+    def prepare_source(self, destination: Path) -> None:
+        snapshot(self.options.revision, destination)
+        for path in [destination, *destination.rglob("*")]:
+            os.utime(path, (SNAPSHOT_MTIME, SNAPSHOT_MTIME), follow_symlinks=False)
+
+    def _source(
+        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
+    ) -> Outcome:
+        revision = self.options.revision
+        for name in action.output_artifacts:
+            self.prepare_source(attempt.store.create(name))
+        log.write(f"Snapshot of {revision.commit} ({revision.message}) as {list(action.output_artifacts)}\n")
+        if action.type.provider != "CodeStarSourceConnection":
+            log.write(
+                f"Source provider {action.type.provider} is emulated by the local repository's commit\n"
+            )
+        self._publish(
+            action,
+            attempt,
+            {
+                "CommitId": revision.commit,
+                "BranchName": revision.branch,
+                "CommitMessage": revision.message,
+                "AuthorDisplayName": revision.author,
+                "FullRepositoryId": action.configuration.get("FullRepositoryId", ""),
+                "ConnectionArn": action.configuration.get("ConnectionArn", ""),
+            },
+        )
+        return Outcome(True, f"commit {revision.short}")
+
+    def _codebuild(
+        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
+    ) -> Outcome:
+        project = action.project
+        if project is None:
+            return Outcome(False, "ProjectName does not refer to a CodeBuild project of the pipeline stack")
+        workspace = record.workspaces / f"{action.stage}.{action.name}"
+        source_dir = workspace / "src"
+        if workspace.exists():
+            shutil.rmtree(workspace)
+        source_dir.mkdir(parents=True)
+        primary = action.configuration.get("PrimarySource") or (action.input_artifacts or (None,))[0]
+        if primary:
+            attempt.store.copy_to(primary, source_dir)
+        secondary = {}
+        for name in action.input_artifacts:
+            if name != primary:
+                secondary[name] = attempt.store.copy_to(name, workspace / f"src_{name}")
+        self.link_tools(source_dir)
+        spec = _load_buildspec(project, source_dir)
+        overrides = self._build_variables(action, attempt, log)
+        attempt.build_number += 1
+        result = run_build(
+            spec,
+            BuildContext(
+                source_dir=source_dir,
+                base_environment=build_base_environment(os.environ, self.deployer.build_environment()),
+                overrides=overrides,
+                log=log,
+                work_dir=workspace / "tmp",
+                build_id=f"{project.logical_id}:{record.run_id}",
+                build_number=attempt.build_number,
+                source_version=self.options.revision.commit,
+                secondary_sources=secondary,
+                output_artifacts={name: attempt.store.create(name) for name in action.output_artifacts},
+                reports_dir=record.reports / f"{action.stage}.{action.name}",
+            ),
+        )
+        for note in result.notes:
+            self.progress.text(f"         note: {action.stage}/{action.name}: {note}\n")
+        if result.succeeded:
+            self._publish(action, attempt, result.exported_variables)
+            shutil.rmtree(workspace)  # kept only when the build failed, to look into
+        return Outcome(result.succeeded, result.message)
+
+    def _build_variables(self, action: Action, attempt: Attempt, log: TextIO) -> dict[str, str]:
+        """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""
+        project_variables = action.project.environment_variables if action.project else ()
+        overrides: dict[str, str] = {}
+        for variable in (*project_variables, *action.environment_variables):
+            if variable.type == "PLAINTEXT":
+                overrides[variable.name] = self._resolve(variable.value, attempt)
+            elif variable.name in os.environ:
+                overrides[variable.name] = os.environ[variable.name]
+                log.write(f"{variable.type} variable {variable.name} taken from this shell's environment\n")
+            else:
+                raise UserError(
+                    f"{variable.type} variable {variable.name} ({variable.value}) cannot be read offline: "
+                    f"export {variable.name} before the release to stand in for it"
+                )
+        return overrides
+
+    def link_tools(self, source_dir: Path) -> None:
+        for name in TOOL_FOLDERS:
+            tool = self.options.repo / name
+            if tool.exists() and not (source_dir / name).exists():
+                (source_dir / name).symlink_to(tool.resolve())
+
+    def _self_mutation(
+        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
+    ) -> Outcome:
+        template_path = action.configuration.get("TemplatePath", "")
+        if template_path:
+            assembly = attempt.store.file(template_path).parent
+        elif action.input_artifacts:
+            assembly = attempt.store.require(action.input_artifacts[0])
+        else:
+            return Outcome(
+                False, "the self-mutation action has no input artifact: no cloud assembly to deploy"
+            )
+        log.write(
+            f"Offline self-mutation: the cloud assembly synthesized from {self.options.revision.short} "
+            f"becomes the pipeline definition (on AWS: an update of stack {attempt.model.stack_name})\n"
+        )
+        new_model = load_pipeline(assembly, attempt.model.stack_name)
+        changes = new_model.changes_from(attempt.model)
+        self.deploy_pipeline(assembly)
+        if not changes:
+            log.write("Pipeline definition unchanged\n")
+            return Outcome(True, "pipeline definition unchanged")
+        log.write("Pipeline definition changed:\n" + "".join(f"  {c}\n" for c in changes))
+        raise PipelineChanged(load_pipeline(self.pipeline_dir, new_model.stack_name), changes)
+
+    def _cloudformation(
+        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
+    ) -> Outcome:
+        config = {k: self._resolve(v, attempt) for k, v in action.configuration.items()}
+        mode = config.get("ActionMode", "CREATE_UPDATE")
+        stack = config.get("StackName", "")
+        key = (stack, config.get("ChangeSetName", ""))
+        if "TemplateConfiguration" in config:
+            log.write("TemplateConfiguration is not read offline: only ParameterOverrides apply\n")
+        if mode in ("CHANGE_SET_REPLACE", "CREATE_UPDATE", "REPLACE_ON_FAILURE"):
+            pending = PendingChangeSet(
+                template=attempt.store.file(config.get("TemplatePath", "")),
+                parameters=action.parameter_overrides,
+                capabilities=tuple(c for c in config.get("Capabilities", "").split(",") if c),
+                artifacts={name: attempt.store.require(name) for name in action.input_artifacts},
+            )
+            if mode == "CHANGE_SET_REPLACE":
+                attempt.change_sets[key] = pending
+                log.write(f"Change set {key[1]} for {stack}: template {pending.template.name}\n")
+                log.write(f"Parameters: {pending.parameters}\n")
+                return Outcome(True, f"change set {key[1]} created")
+        elif mode == "CHANGE_SET_EXECUTE":
+            if key not in attempt.change_sets:
+                return Outcome(
+                    False,
+                    f"no change set {key[1]} for stack {stack}: a CHANGE_SET_REPLACE action must run first",
+                )
+            pending = attempt.change_sets.pop(key)
+        else:
+            return Outcome(False, f"ActionMode {mode} is not emulated offline")
+        environment = pending.parameters.get("Environment") or action.stage.lower()
+        outcome = self.deployer.deploy(
+            DeployRequest(
+                environment=environment,
+                stack_name=stack,
+                template=pending.template,
+                artifacts=pending.artifacts,
+                parameters=pending.parameters,
+                capabilities=pending.capabilities,
+                commit=self.options.revision.commit,
+                time_scale=self.options.time_scale,
+                log=log,
+            )
+        )
+        if not outcome.succeeded:
+            return Outcome(False, outcome.message, outcome.alarm)
+        state.setdefault("environments", {})[environment] = {
+            "commit": self.options.revision.commit,
+            "run_id": record.run_id,
+            "stack": stack,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        save_state(self.options.state_dir, state)
+        self._publish(action, attempt, dict(outcome.outputs))
+        return Outcome(True, outcome.message)
+
+    def _approval(
+        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
+    ) -> Outcome:
+        inbox: ApprovalInbox = self.approvals.inbox
+        request = inbox.open(
+            run_id=record.run_id,
+            stage=action.stage,
+            action=action.name,
+            commit=self.options.revision.commit,
+            custom_data=self._resolve(action.configuration.get("CustomData", ""), attempt),
+            review_url=self._resolve(action.configuration.get("ExternalEntityLink", ""), attempt),
+        )
+        if action.configuration.get("NotificationArn"):
+            log.write("NotificationArn: no mail is sent offline; the console shows the request instead\n")
+        decision = self.approvals.wait(request)
+        entry = {
+            "stage": action.stage,
+            "action": action.name,
+            "approved": decision.approved,
+            "by": decision.by,
+            "at": decision.at,
+            "comment": decision.comment,
+            "via": decision.via,
+        }
+        record.summary["approvals"].append(entry)
+        log.write(
+            f"{'Approved' if decision.approved else 'Rejected'} by {decision.by} at {decision.at} "
+            f"via {decision.via}: {decision.comment}\n"
+        )
+        if decision.approved:
+            return Outcome(True, f"approved by {decision.by}")
+        return Outcome(False, f"rejected by {decision.by}: {decision.comment}")
+
+    def _unsupported(
+        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
+    ) -> Outcome:
+        return Outcome(False, f"action type {action.type} is not emulated offline")
+
+    # ------------------------------------------------------------ variables
+
+    def _publish(self, action: Action, attempt: Attempt, variables: Mapping[str, str]) -> None:
+        if action.namespace:
+            attempt.variables.setdefault(action.namespace, {}).update(variables)
+
+    def _resolve(self, text: str, attempt: Attempt) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            namespace, name = match.groups()
+            value = attempt.variables.get(namespace, {}).get(name)
+            if value is None:
+                raise UserError(f"variable #{{{namespace}.{name}}} is not produced by any earlier action")
+            return value
+
+        return _VARIABLE.sub(substitute, text)
+
+
+def _load_buildspec(project: BuildProject, source_dir: Path) -> Buildspec:
+    if project.buildspec is not None:
+        return parse_buildspec(project.buildspec)
+    spec_file = source_dir / (project.buildspec_path or "buildspec.yml")
+    if not spec_file.is_file():
+        raise UserError(f"buildspec {project.buildspec_path} is not in the source")
+    return parse_buildspec(spec_file.read_text(encoding="utf-8"))

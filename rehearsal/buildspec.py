@@ -1,0 +1,388 @@
+"""CodeBuild buildspec interpreter: runs a `version: 0.2` buildspec on this machine with CodeBuild's rules.
+
+What is emulated, as CodeBuild documents it:
+- all commands of a build run in one bash "instance": variables exported and the directory changed
+  by one command are seen by the next, in the same phase and in later phases (each phase runs as one
+  bash script; its environment and working directory are dumped at exit and fed to the next phase);
+- a phase stops at its first failing command, then runs its `finally` commands;
+- phase transitions: a failed `install` or `pre_build` skips every later phase; a failed `build`
+  still runs `post_build` (with `CODEBUILD_BUILD_SUCCEEDING=0`); `on-failure: ABORT` stops after
+  the failing phase, `on-failure: CONTINUE` goes on to the next phase; the build fails either way;
+- artifacts are always attempted, even after a failed phase; `reports` files are collected;
+- precedence of variables: start-build (the action's) > project > buildspec `env.variables`.
+
+What cannot be emulated is said in `BuildResult.notes` (runtime-versions, cache, run-as, ...).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+# Runs the buildspec's commands, which is this module's purpose (B404).
+import subprocess  # nosec B404
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from rehearsal.artifacts import copy_matching_files
+from rehearsal.build_shell import phase_script, read_env_dump, read_status
+from rehearsal.errors import UserError
+
+PHASES = ("install", "pre_build", "build", "post_build")
+_BASH = shutil.which("bash") or "/bin/bash"
+_IGNORED_TOP_LEVEL = {
+    "run-as": "run-as is ignored: commands run as the current user",
+    "proxy": "proxy settings are ignored offline",
+    "batch": "batch builds are not emulated: the build runs once",
+    "cache": "cache is ignored offline: every build starts from its input artifacts",
+}
+
+
+class BuildspecError(UserError):
+    """A buildspec that CodeBuild itself would reject: says which key is wrong."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    commands: tuple[str, ...]
+    finally_commands: tuple[str, ...] = ()
+    on_failure: str | None = None  # None follows CodeBuild's default transitions
+    runtime_versions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """An artifact or report definition: `files` globs under `base-directory`."""
+
+    files: tuple[str, ...]
+    base_directory: str = ""
+    discard_paths: bool = False
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Buildspec:
+    version: str
+    variables: Mapping[str, str]
+    parameter_store: Mapping[str, str]
+    secrets_manager: Mapping[str, str]
+    exported_variables: tuple[str, ...]
+    command_shell: str
+    phases: tuple[Phase, ...]
+    primary_artifact: FileSet | None
+    secondary_artifacts: Mapping[str, FileSet]
+    reports: Mapping[str, FileSet]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    name: str
+    succeeded: bool
+    failed_command: str | None = None
+    exit_status: int = 0
+
+
+@dataclass
+class BuildResult:
+    succeeded: bool
+    phases: list[PhaseResult]
+    exported_variables: dict[str, str]
+    notes: list[str]
+    message: str
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Where a build runs and what it gets: the runner fills this in for each CodeBuild action."""
+
+    source_dir: Path
+    base_environment: Mapping[str, str]
+    overrides: Mapping[str, str]
+    log: TextIO
+    work_dir: Path
+    build_id: str
+    build_number: int
+    source_version: str
+    secondary_sources: Mapping[str, Path] = field(default_factory=dict)
+    initiator: str = "rehearsal"
+    output_artifacts: Mapping[str, Path] = field(default_factory=dict)
+    reports_dir: Path | None = None
+
+
+def parse_buildspec(document: str | Mapping[str, Any]) -> Buildspec:
+    """Parse a buildspec given as YAML/JSON text or as an already-loaded mapping."""
+    data = yaml.safe_load(document) if isinstance(document, str) else document
+    if not isinstance(data, Mapping):
+        raise BuildspecError("the buildspec is not a mapping: it needs at least `version: 0.2` and `phases`")
+    version = str(data.get("version", ""))
+    if version != "0.2":
+        raise BuildspecError(
+            f"buildspec version {version or '(missing)'} is not supported: use `version: 0.2`"
+        )
+    env = _mapping(_section(data, "env"), "env")
+    notes = [text for key, text in _IGNORED_TOP_LEVEL.items() if key in data]
+    shell = str(env.get("shell", "bash"))
+    if shell not in ("bash", "sh", "/bin/sh", "/bin/bash"):
+        notes.append(f"env.shell {shell} is not available offline: commands run in bash")
+    if "git-credential-helper" in env:
+        notes.append("env.git-credential-helper is ignored: the source is a snapshot, not a clone")
+    artifacts = _mapping(_section(data, "artifacts"), "artifacts")
+    secondary = _mapping(artifacts.get("secondary-artifacts") or {}, "artifacts.secondary-artifacts")
+    return Buildspec(
+        version=version,
+        variables={
+            str(k): _scalar(v) for k, v in _mapping(env.get("variables") or {}, "env.variables").items()
+        },
+        parameter_store={str(k): str(v) for k, v in _mapping(env.get("parameter-store") or {}, "ps").items()},
+        secrets_manager={str(k): str(v) for k, v in _mapping(env.get("secrets-manager") or {}, "sm").items()},
+        exported_variables=tuple(str(v) for v in env.get("exported-variables") or ()),
+        command_shell="bash",
+        phases=tuple(_parse_phase(name, data, notes) for name in PHASES),
+        primary_artifact=_file_set(artifacts, "artifacts") if artifacts.get("files") else None,
+        secondary_artifacts={str(k): _file_set(v, f"secondary-artifacts.{k}") for k, v in secondary.items()},
+        reports={
+            str(k): _file_set(v, f"reports.{k}")
+            for k, v in _mapping(data.get("reports") or {}, "reports").items()
+        },
+        notes=tuple(notes),
+    )
+
+
+def _parse_phase(name: str, data: Mapping[str, Any], notes: list[str]) -> Phase:
+    phase = _mapping(_mapping(data.get("phases") or {}, "phases").get(name) or {}, f"phases.{name}")
+    on_failure = phase.get("on-failure")
+    if on_failure is not None and str(on_failure).upper() not in ("ABORT", "CONTINUE"):
+        raise BuildspecError(f"phases.{name}.on-failure is {on_failure}: use ABORT or CONTINUE")
+    runtimes = {str(k): _scalar(v) for k, v in _mapping(phase.get("runtime-versions") or {}, "rv").items()}
+    if runtimes:
+        listed = ", ".join(f"{k} {v}" for k, v in runtimes.items())
+        notes.append(f"runtime-versions ({listed}) noted: offline builds use this machine's tools")
+    if "run-as" in phase:
+        notes.append(f"phases.{name}.run-as is ignored: commands run as the current user")
+    return Phase(
+        name=name,
+        commands=tuple(str(c) for c in phase.get("commands") or ()),
+        finally_commands=tuple(str(c) for c in phase.get("finally") or ()),
+        on_failure=str(on_failure).upper() if on_failure is not None else None,
+        runtime_versions=runtimes,
+    )
+
+
+def _file_set(value: Any, where: str) -> FileSet:
+    spec = _mapping(value, where)
+    files = spec.get("files") or ()
+    if isinstance(files, str):
+        files = [files]
+    return FileSet(
+        files=tuple(str(f) for f in files),
+        base_directory=str(spec.get("base-directory") or ""),
+        discard_paths=_yes(spec.get("discard-paths")),
+        name=str(spec["name"]) if spec.get("name") else None,
+    )
+
+
+def _section(data: Mapping[str, Any], key: str) -> Any:
+    value = data.get(key)
+    return {} if value is None else value
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise BuildspecError(f"buildspec key {where} must be a mapping, not {type(value).__name__}")
+    return value
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _yes(value: Any) -> bool:
+    return value is True or str(value).lower() in ("yes", "true")
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_build(spec: Buildspec, context: BuildContext) -> BuildResult:
+    """Run every phase, collect artifacts and reports; never raises for a failing command."""
+    log = context.log
+    notes = list(spec.notes)
+    for note in notes:
+        _say(log, f"Note: {note}")
+    environment, missing = _initial_environment(spec, context)
+    if missing:
+        message = "; ".join(missing)
+        _say(log, message)
+        return BuildResult(False, [], {}, notes, message)
+    cwd = context.source_dir
+    results: list[PhaseResult] = []
+    succeeded = True
+    skip_rest = False
+    for phase in spec.phases:
+        if skip_rest:
+            break
+        if not phase.commands and not phase.finally_commands:
+            continue
+        _say(log, f"Entering phase {phase.name.upper()}")
+        result, environment, cwd = _run_phase(phase, environment, cwd, context)
+        results.append(result)
+        _say(
+            log,
+            f"Phase complete: {phase.name.upper()} State: {'SUCCEEDED' if result.succeeded else 'FAILED'}",
+        )
+        if result.succeeded:
+            continue
+        succeeded = False
+        environment["CODEBUILD_BUILD_SUCCEEDING"] = "0"
+        skip_rest = _stops_after_failure(phase)
+    exported = {name: environment.get(name, "") for name in spec.exported_variables}
+    artifact_errors = _upload_artifacts(spec, context, build_succeeded=succeeded)
+    _collect_reports(spec, context)
+    failed = next((r for r in results if not r.succeeded), None)
+    if failed is not None:
+        message = (
+            f"phase {failed.name.upper()} failed: command `{failed.failed_command}` "
+            f"exited with status {failed.exit_status}"
+        )
+    elif artifact_errors:
+        message = "; ".join(artifact_errors)
+    else:
+        message = "build succeeded"
+    return BuildResult(succeeded and not artifact_errors, results, exported, notes, message)
+
+
+def _stops_after_failure(phase: Phase) -> bool:
+    if phase.on_failure == "CONTINUE":
+        return False
+    if phase.on_failure == "ABORT":
+        return True
+    # CodeBuild's default transitions: only a failed BUILD phase still goes on to POST_BUILD.
+    return phase.name != "build"
+
+
+def _initial_environment(spec: Buildspec, context: BuildContext) -> tuple[dict[str, str], list[str]]:
+    environment = dict(context.base_environment)
+    environment.update(spec.variables)
+    missing: list[str] = []
+    for kind, entries in (
+        ("parameter-store", spec.parameter_store),
+        ("secrets-manager", spec.secrets_manager),
+    ):
+        for name, reference in entries.items():
+            if name in context.base_environment:
+                environment[name] = context.base_environment[name]
+                _say(context.log, f"Note: env.{kind} {name} taken from this shell's environment")
+            else:
+                missing.append(
+                    f"env.{kind} {name} ({reference}) cannot be read offline: "
+                    f"export {name} before the release to stand in for it"
+                )
+    environment.update(context.overrides)
+    environment.update(_codebuild_variables(context))
+    return environment, missing
+
+
+def _codebuild_variables(context: BuildContext) -> dict[str, str]:
+    variables = {
+        "CODEBUILD_SRC_DIR": str(context.source_dir),
+        "CODEBUILD_BUILD_ID": context.build_id,
+        "CODEBUILD_BUILD_NUMBER": str(context.build_number),
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": context.source_version,
+        "CODEBUILD_SOURCE_VERSION": context.source_version,
+        "CODEBUILD_INITIATOR": context.initiator,
+        "CODEBUILD_BUILD_SUCCEEDING": "1",
+        "CODEBUILD_LOCAL_BUILD": "true",
+    }
+    for identifier, path in context.secondary_sources.items():
+        variables[f"CODEBUILD_SRC_DIR_{identifier}"] = str(path)
+    return variables
+
+
+def _run_phase(
+    phase: Phase, environment: dict[str, str], cwd: Path, context: BuildContext
+) -> tuple[PhaseResult, dict[str, str], Path]:
+    context.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=context.work_dir, prefix=f"{phase.name}-") as scratch:
+        script = Path(scratch, "phase.sh")
+        env_dump = Path(scratch, "env")
+        status_file = Path(scratch, "status")
+        script.write_text(
+            phase_script(phase.commands, phase.finally_commands, env_dump, status_file), encoding="utf-8"
+        )
+        # Runs the buildspec's commands, which is this module's job (B603).
+        with subprocess.Popen(  # nosec B603
+            [_BASH, str(script)],
+            cwd=cwd,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        ) as process:
+            for line in process.stdout or ():
+                context.log.write(line.decode("utf-8", "replace"))
+        context.log.flush()
+        new_environment, new_cwd = read_env_dump(env_dump, fallback=(environment, cwd))
+        failed_command, exit_status = read_status(status_file, process.returncode)
+    if failed_command is not None:
+        return PhaseResult(phase.name, False, failed_command, exit_status), new_environment, new_cwd
+    return PhaseResult(phase.name, True), new_environment, new_cwd
+
+
+# ---------------------------------------------------------------- artifacts and reports
+
+
+def _upload_artifacts(spec: Buildspec, context: BuildContext, *, build_succeeded: bool) -> list[str]:
+    """Copy each output artifact's files; an artifact that matches nothing fails a good build."""
+    errors: list[str] = []
+    primary_used = False
+    for name, destination in context.output_artifacts.items():
+        file_set = spec.secondary_artifacts.get(name)
+        if file_set is None and spec.primary_artifact is not None and not primary_used:
+            file_set, primary_used = spec.primary_artifact, True
+        if file_set is None:
+            errors.append(f"output artifact {name} has no definition in the buildspec's artifacts")
+            continue
+        destination.mkdir(parents=True, exist_ok=True)
+        copied = copy_matching_files(
+            context.source_dir,
+            file_set.base_directory,
+            file_set.files,
+            destination,
+            discard_paths=file_set.discard_paths,
+        )
+        if copied == 0 and build_succeeded:
+            errors.append(
+                f"no matching artifact paths found for {name} "
+                f"(files {list(file_set.files)} under '{file_set.base_directory or '.'}')"
+            )
+    for error in errors:
+        _say(context.log, f"UPLOAD_ARTIFACTS: {error}")
+    return errors
+
+
+def _collect_reports(spec: Buildspec, context: BuildContext) -> None:
+    if context.reports_dir is None:
+        return
+    for group, file_set in spec.reports.items():
+        destination = context.reports_dir / group.rsplit("/", 1)[-1]
+        copied = copy_matching_files(
+            context.source_dir,
+            file_set.base_directory,
+            file_set.files,
+            destination,
+            discard_paths=file_set.discard_paths,
+        )
+        _say(context.log, f"Report group {group}: {copied} file(s) collected")
+
+
+def _say(log: TextIO, line: str) -> None:
+    log.write(f"[Container] {line}\n")
+    log.flush()

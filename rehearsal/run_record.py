@@ -1,0 +1,230 @@
+"""What a release leaves behind and shows: live progress, the run record, the summary table, the state.
+
+Layout under `.rehearsal/`:
+  runs/<id>/summary.json        result, failed_stage, stages and actions, approval, environments
+  runs/<id>/logs/<Stage>.<Action>.log   one log per action (a restarted release keeps logs-attempt-N/)
+  runs/<id>/artifacts/<name>/   the run's artifact store
+  runs/<id>/reports/<action>/   report files the buildspecs named
+  runs/latest -> <id>
+  state.json                    per environment, the commit serving 100% of its traffic (across runs)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+IN_PROGRESS = "InProgress"
+ENVIRONMENTS = ("staging", "production")
+
+
+@dataclass
+class ActionResult:
+    stage: str
+    action: str
+    kind: str
+    state: str = IN_PROGRESS
+    elapsed: float = 0.0
+    message: str = ""
+    log: str = ""
+    alarm: str | None = None
+
+
+@dataclass
+class StageResult:
+    name: str
+    state: str = IN_PROGRESS
+    actions: list[ActionResult] = field(default_factory=list)
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def load_state(state_dir: Path) -> dict[str, Any]:
+    path = state_dir / "state.json"
+    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    state.setdefault("environments", {})
+    return state
+
+
+def save_state(state_dir: Path, state: dict[str, Any]) -> None:
+    _write_json(state_dir / "state.json", state)
+
+
+def environments_view(state: dict[str, Any]) -> dict[str, Any]:
+    """Every environment the state knows, staging and production always present (commit None if never)."""
+    view: dict[str, Any] = {name: {"commit": None} for name in ENVIRONMENTS}
+    view.update(state.get("environments") or {})
+    return view
+
+
+class RunRecord:
+    def __init__(self, state_dir: Path, run_id: str, summary: dict[str, Any]) -> None:
+        self.state_dir = state_dir
+        self.run_id = run_id
+        self.directory = state_dir / "runs" / run_id
+        self.directory.mkdir(parents=True, exist_ok=False)
+        self.logs = self.directory / "logs"
+        self.logs.mkdir()
+        self.artifacts = self.directory / "artifacts"
+        self.reports = self.directory / "reports"
+        self.workspaces = self.directory / "workspaces"
+        self.summary: dict[str, Any] = {
+            "run_id": run_id,
+            "result": IN_PROGRESS,
+            "failed_stage": None,
+            **summary,
+        }
+        self.summary.setdefault("started_at", _timestamp())
+        self.stages: list[StageResult] = []
+        self.write()
+        _point_latest(state_dir / "runs", run_id)
+
+    def log_path(self, stage: str, action: str) -> Path:
+        return self.logs / f"{_safe(stage)}.{_safe(action)}.log"
+
+    def start_attempt(self, attempt: int) -> None:
+        """A restart on a new pipeline definition keeps the first attempt's logs beside the new ones."""
+        if attempt > 1:
+            self.logs.rename(self.directory / f"logs-attempt-{attempt - 1}")
+            self.logs.mkdir()
+        self.stages = []
+
+    def stage(self, name: str) -> StageResult:
+        result = StageResult(name)
+        self.stages.append(result)
+        return result
+
+    def write(self) -> None:
+        self.summary["stages"] = [
+            {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in self.stages
+        ]
+        _write_json(self.directory / "summary.json", self.summary)
+
+    def finish(
+        self, *, result: str, failed_stage: str | None, message: str, environments: dict[str, Any]
+    ) -> None:
+        self.summary.update(
+            result=result,
+            failed_stage=failed_stage,
+            message=message,
+            ended_at=_timestamp(),
+            environments=environments,
+        )
+        for action in (a for s in self.stages for a in s.actions if a.state == IN_PROGRESS):
+            action.state, action.message = FAILED, message
+        failed = [a for s in self.stages for a in s.actions if a.state == FAILED]
+        self.summary["failed_action"] = failed[-1].action if failed else None
+        self.summary["alarm"] = next((a.alarm for a in reversed(failed) if a.alarm), None)
+        for stage in self.stages:
+            if stage.state == IN_PROGRESS:
+                stage.state = FAILED if result == FAILED else SUCCEEDED
+        self.write()
+
+
+def latest_summary(state_dir: Path) -> dict[str, Any] | None:
+    path = state_dir / "runs" / "latest" / "summary.json"
+    if not path.is_file():
+        return None
+    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return summary
+
+
+class Progress:
+    """Console lines like the CodePipeline console: stage, action, state and elapsed time."""
+
+    def __init__(self, out: TextIO | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out
+        self.clock = clock
+        self.started = clock()
+        self.stage_width = 15
+        self.action_width = 24
+
+    def fit(self, stages: list[str], actions: list[str]) -> None:
+        """Size the columns to the pipeline's longest stage and action names."""
+        self.stage_width = max([15, *map(len, stages)])
+        self.action_width = max([24, *map(len, actions)])
+
+    def line(self, text: str) -> None:
+        if self.out is None:
+            return
+        elapsed = int(self.clock() - self.started)
+        self.out.write(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}\n")
+        self.out.flush()
+
+    def action(self, result: ActionResult) -> None:
+        timing = f"{result.elapsed:6.1f}s" if result.state != IN_PROGRESS else " " * 7
+        detail = f"  {result.message}" if result.state == FAILED and result.message else ""
+        stage, action = result.stage.ljust(self.stage_width), result.action.ljust(self.action_width)
+        self.line(f"{stage} {action} {result.state:<10} {timing}{detail}")
+
+    def text(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(text)
+            self.out.flush()
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """The table printed at the end of a release and by `status`."""
+    rows = [("Stage", "Action", "State", "Elapsed", "Detail")]
+    for stage in summary.get("stages") or ():
+        for action in stage.get("actions") or ():
+            detail = action.get("message", "") if action.get("state") != SUCCEEDED else ""
+            rows.append(
+                (
+                    stage["name"],
+                    action["action"],
+                    action["state"],
+                    f"{action.get('elapsed', 0.0):.1f}s",
+                    detail,
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
+    ]
+    lines = [line.rstrip() for line in lines]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    environments = summary.get("environments") or {}
+    serving = ", ".join(
+        f"{name} {(env.get('commit') or 'nothing')[:12]}" for name, env in sorted(environments.items())
+    )
+    lines.append("")
+    lines.append(
+        f"Release {summary.get('run_id')} of {str(summary.get('commit', ''))[:12]}: {summary.get('result')}"
+    )
+    if summary.get("failed_stage"):
+        lines.append(f"  failed at {summary['failed_stage']}: {summary.get('message', '')}")
+    if serving:
+        lines.append(f"  serving 100%: {serving}")
+    lines.append(f"  record: {summary.get('record', '')}")
+    return "\n".join(lines) + "\n"
+
+
+def _point_latest(runs: Path, run_id: str) -> None:
+    link = runs / "latest"
+    temporary = runs / f".latest-{os.getpid()}"
+    if temporary.is_symlink():
+        temporary.unlink()
+    temporary.symlink_to(run_id)
+    temporary.replace(link)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    temporary.replace(path)

@@ -1,0 +1,124 @@
+"""Helpers for the release tests: a throw-away project repository, an in-memory deployer, a runner."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from rehearsal.approval import ApprovalGate, ApprovalInbox
+from rehearsal.deployment import DeployOutcome, DeployRequest, RuleOutcome
+from rehearsal.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
+from rehearsal.source import resolve_revision
+
+FIXTURES = Path(__file__).parent / "fixtures" / "release"
+ASSEMBLY = FIXTURES / "assembly"
+FAULTY_MARKER = "faulty"
+
+
+def run_git(repo: Path, *arguments: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=Rel Manager", "-c", "user.email=rm@example.com", *arguments],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def make_project(root: Path) -> Path:
+    """A committed repository whose Makefile stands in for the real targets the fixture pipeline calls."""
+    repo = root / "project"
+    shutil.copytree(FIXTURES / "project", repo)
+    shutil.copytree(ASSEMBLY, repo / "pipeline-assembly")
+    (repo / ".gitignore").write_text(".rehearsal/\ncdk.out/\npackage/\nreports/\n", encoding="utf-8")
+    run_git(repo, "init", "--quiet", "--initial-branch=main")
+    run_git(repo, "config", "user.name", "Rel Manager")
+    run_git(repo, "config", "user.email", "rm@example.com")
+    commit(repo, "initial service")
+    return repo
+
+
+def commit(repo: Path, message: str, files: Mapping[str, str] | None = None) -> str:
+    for name, text in (files or {}).items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
+    return run_git(repo, "rev-parse", "HEAD").strip()
+
+
+@dataclass
+class InMemoryDeployer:
+    """The Deployer port without a cloud: a template containing `faulty` fails its canary on an alarm."""
+
+    alarms_in_alarm: set[str] = field(default_factory=set)
+    serving: dict[str, str] = field(default_factory=dict)
+    previous: dict[str, str] = field(default_factory=dict)
+    requests: list[DeployRequest] = field(default_factory=list)
+    closed: bool = False
+
+    def build_environment(self) -> Mapping[str, str]:
+        return {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"}
+
+    def deploy(self, request: DeployRequest) -> DeployOutcome:
+        self.requests.append(request)
+        alarm = f"orders-{request.environment}-SubmitOrderErrors"
+        if FAULTY_MARKER in request.template.read_text(encoding="utf-8"):
+            request.log.write(f"canary: {alarm} in ALARM, traffic back to the old version\n")
+            return DeployOutcome(
+                False, f"rolled back: alarm {alarm} went to ALARM during the canary", alarm=alarm
+            )
+        if request.environment in self.serving:
+            self.previous[request.environment] = self.serving[request.environment]
+        self.serving[request.environment] = request.commit
+        return DeployOutcome(
+            True, "canary complete", outputs={"ApiUrl": f"http://127.0.0.1:1/{request.environment}"}
+        )
+
+    def evaluate_alarm_rule(
+        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
+    ) -> RuleOutcome:
+        if alarm_name in self.alarms_in_alarm:
+            return RuleOutcome(False, f"alarm {alarm_name} went to ALARM during the bake")
+        return RuleOutcome(True, f"alarm {alarm_name} stayed OK for {wait_minutes:g} minutes")
+
+    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
+        if environment in self.previous:
+            self.serving[environment] = self.previous.pop(environment)
+        else:
+            self.serving.pop(environment, None)
+        return DeployOutcome(True, f"{environment} rolled back")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run_release(
+    repo: Path,
+    deployer: InMemoryDeployer,
+    *,
+    approve: str = "auto",
+    reason: str = "",
+    out: TextIO | None = None,
+    allow_dirty: bool = False,
+) -> ReleaseResult:
+    state_dir = repo / ".rehearsal"
+    gate = ApprovalGate(ApprovalInbox(state_dir), mode=approve, release_manager="Rel Manager", reason=reason)
+    runner = ReleaseRunner(
+        ReleaseOptions(
+            repo=repo,
+            revision=resolve_revision(repo),
+            state_dir=state_dir,
+            allow_dirty=allow_dirty,
+            time_scale=0.01,
+            out=out,
+        ),
+        deployer=deployer,
+        approvals=gate,
+    )
+    return runner.run()
