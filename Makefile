@@ -133,9 +133,9 @@ package: install ## sam package service/ to ARTIFACT_BUCKET: the packaged templa
 	  --output-template-file .aws-sam/packaged.yaml --no-progressbar
 
 .PHONY: smoke-test
-smoke-test: install ## Read-only smoke tests (tests/integration, names containing "smoke") against BASE_URL
+smoke-test: install ## Read-only smoke tests (tests/integration marked smoke) against BASE_URL
 	@test -n "$${BASE_URL:-}" || { echo "BASE_URL is not set: run make smoke-test BASE_URL=https://<api>/<stage>"; exit 2; }
-	pytest -p no:cacheprovider --no-cov tests/integration --base-url "$$BASE_URL" -k smoke
+	pytest -p no:cacheprovider --no-cov tests/integration --base-url "$$BASE_URL" -m smoke
 
 # ---------------------------------------------------------------- rehearsal (offline)
 

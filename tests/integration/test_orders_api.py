@@ -83,10 +83,12 @@ def test_bad_input_is_a_4xx_and_nothing_is_written(target: Target, body: Any) ->
         assert scan["Items"] == []
 
 
+@pytest.mark.smoke
 def test_an_unknown_order_is_404(target: Target) -> None:
     assert target.request("GET", f"/orders/{uuid.uuid4()}").status_code == 404
 
 
+@pytest.mark.smoke
 def test_an_unsigned_request_is_refused(target: Target) -> None:
     response = requests.post(f"{target.base_url}/orders", json=GOOD_ORDER, timeout=30)
     assert response.status_code == 403
