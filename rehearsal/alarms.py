@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -234,3 +235,133 @@ def _decide(alarm: AlarmDefinition, points: list[float | None], current: str) ->
         f"{alarm.comparison} {alarm.threshold:g} (needs {alarm.datapoints_to_alarm})"
     )
     return (ALARM if breaching >= alarm.datapoints_to_alarm else OK), reason
+
+
+# ---------------------------------------------------------------- composite alarms
+
+_RULE_TOKEN = re.compile(
+    r"\s*(?:(?P<function>ALARM|OK|INSUFFICIENT_DATA)\s*\(\s*(?:\"(?P<quoted>[^\"]*)\"|(?P<bare>[^)\s]+))\s*\)"
+    r"|(?P<word>AND|OR|NOT|TRUE|FALSE)\b|(?P<paren>[()]))"
+)
+_STATE_FUNCTIONS = {"ALARM": ALARM, "OK": OK, "INSUFFICIENT_DATA": INSUFFICIENT_DATA}
+RuleNode = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class CompositeAlarmDefinition:
+    """An `AWS::CloudWatch::CompositeAlarm`: an `AlarmRule` over other alarms' states.
+
+    The rule language is CloudWatch's: `ALARM("name")`, `OK(name)`, `INSUFFICIENT_DATA(name)`,
+    `TRUE`, `FALSE`, `NOT`, `AND`, `OR` and parentheses (NOT binds tighter than AND, AND than OR).
+    """
+
+    name: str
+    rule: str
+    tree: RuleNode = field(compare=False, repr=False)
+
+    @classmethod
+    def from_properties(cls, name: str, properties: Mapping[str, Any]) -> CompositeAlarmDefinition:
+        rule = str(properties.get("AlarmRule", ""))
+        return cls(name=str(properties.get("AlarmName") or name), rule=rule, tree=parse_alarm_rule(rule))
+
+    def members(self) -> list[str]:
+        """The alarms the rule names, in order of appearance."""
+        found: list[str] = []
+
+        def walk(node: RuleNode) -> None:
+            if node[0] == "state":
+                if node[2] not in found:
+                    found.append(node[2])
+            elif node[0] in ("and", "or", "not"):
+                for child in node[1:]:
+                    walk(child)
+
+        walk(self.tree)
+        return found
+
+    def state(self, states: Mapping[str, str]) -> str:
+        """ALARM when the rule holds over `states` (an unknown alarm counts as INSUFFICIENT_DATA), else OK."""
+        return ALARM if _rule_holds(self.tree, states) else OK
+
+
+def parse_alarm_rule(rule: str) -> RuleNode:
+    """The rule as a tree; `UnsupportedAlarmError` naming what is not understood."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    text = rule.rstrip()
+    while position < len(text):
+        match = _RULE_TOKEN.match(text, position)
+        if match is None:
+            raise UnsupportedAlarmError(f"alarm rule {rule!r}: cannot read {text[position:][:30]!r}")
+        if match.group("function"):
+            name = match.group("quoted") if match.group("quoted") is not None else match.group("bare")
+            tokens.append((match.group("function"), name))
+        else:
+            tokens.append((match.group("word") or match.group("paren"), ""))
+        position = match.end()
+    parser = _RuleParser(tokens, rule)
+    tree = parser.expression()
+    if parser.index != len(tokens):
+        raise UnsupportedAlarmError(f"alarm rule {rule!r}: unexpected {tokens[parser.index][0]}")
+    return tree
+
+
+class _RuleParser:
+    def __init__(self, tokens: list[tuple[str, str]], rule: str) -> None:
+        self.tokens = tokens
+        self.rule = rule
+        self.index = 0
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.index][0] if self.index < len(self.tokens) else None
+
+    def expression(self) -> RuleNode:
+        node = self.conjunction()
+        while self._peek() == "OR":
+            self.index += 1
+            node = ("or", node, self.conjunction())
+        return node
+
+    def conjunction(self) -> RuleNode:
+        node = self.negation()
+        while self._peek() == "AND":
+            self.index += 1
+            node = ("and", node, self.negation())
+        return node
+
+    def negation(self) -> RuleNode:
+        if self._peek() == "NOT":
+            self.index += 1
+            return ("not", self.negation())
+        return self.atom()
+
+    def atom(self) -> RuleNode:
+        kind = self._peek()
+        if kind is None:
+            raise UnsupportedAlarmError(f"alarm rule {self.rule!r} ends too early")
+        name = self.tokens[self.index][1]
+        self.index += 1
+        if kind in _STATE_FUNCTIONS:
+            return ("state", _STATE_FUNCTIONS[kind], name)
+        if kind in ("TRUE", "FALSE"):
+            return ("constant", kind == "TRUE")
+        if kind == "(":
+            node = self.expression()
+            if self._peek() != ")":
+                raise UnsupportedAlarmError(f"alarm rule {self.rule!r}: a parenthesis is not closed")
+            self.index += 1
+            return node
+        raise UnsupportedAlarmError(f"alarm rule {self.rule!r}: unexpected {kind}")
+
+
+def _rule_holds(node: RuleNode, states: Mapping[str, str]) -> bool:
+    kind = node[0]
+    if kind == "state":
+        return bool(states.get(node[2], INSUFFICIENT_DATA) == node[1])
+    if kind == "constant":
+        return bool(node[1])
+    if kind == "not":
+        return not _rule_holds(node[1], states)
+    if kind == "and":
+        return _rule_holds(node[1], states) and _rule_holds(node[2], states)
+    return _rule_holds(node[1], states) or _rule_holds(node[2], states)

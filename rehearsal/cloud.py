@@ -33,7 +33,8 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs it builds carry this id
 ACCESS_KEY_ID = "test"
 SECRET_ACCESS_KEY = "test"  # nosec B105 # the documented fake credential of the local cloud
-ENVIRONMENTS = ("local", "staging", "production")
+# `pipeline`: the tooling account's cloud (the artifact bucket `sam package` uploads to).
+ENVIRONMENTS = ("local", "staging", "production", "pipeline")
 _COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 

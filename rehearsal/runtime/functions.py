@@ -234,7 +234,7 @@ class LocalFunctions:
             config = replace(config, environment=dict(environment))
         with self._lock:
             versions = self._versions[name]
-            number = str(max((int(key) for key in versions), default=0) + 1)
+            number = str(max((int(key) for key in versions if key.isdigit()), default=0) + 1)
             versions[number] = _Version(config=config, number=number)
             self._latest[name] = config
         return number
@@ -250,7 +250,7 @@ class LocalFunctions:
 
     def versions(self, name: str) -> list[str]:
         self._config(name)
-        return sorted(self._versions[name], key=int)
+        return sorted((v for v in self._versions[name] if v.isdigit()), key=int)
 
     def version_config(self, name: str, version: str) -> FunctionConfig:
         return self._version(name, version).config

@@ -1,0 +1,223 @@
+"""The local deployer on its own: the packaged service deployed, hooked, shifted, baked, rolled back."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rehearsal.alarms import ALARM, OK, CompositeAlarmDefinition, UnsupportedAlarmError, parse_alarm_rule
+from rehearsal.deployer import LocalDeployer, _serving_version
+from rehearsal.deployment import DeployRequest
+from rehearsal.environments import ReleaseStore
+from rehearsal.errors import UserError
+from rehearsal.template import load_template
+from rehearsal.traffic import traffic_steps, weight_at
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "artifactsbucket88671897"
+TIME_SCALE = 0.2
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_composite_rules_follow_cloudwatch_precedence() -> None:
+    rule = CompositeAlarmDefinition.from_properties(
+        "Bake", {"AlarmRule": 'ALARM("a") OR ALARM(b) AND NOT OK("c") OR (TRUE AND FALSE)'}
+    )
+    assert rule.name == "Bake"
+    assert rule.members() == ["a", "b", "c"]
+    assert rule.state({"a": ALARM}) == ALARM
+    assert rule.state({"b": ALARM, "c": ALARM}) == ALARM
+    assert rule.state({"b": ALARM, "c": OK}) == OK
+    assert rule.state({}) == OK
+    assert parse_alarm_rule('INSUFFICIENT_DATA("x")') == ("state", "INSUFFICIENT_DATA", "x")
+
+
+@pytest.mark.parametrize("rule", ['ALARM("a") OR', '(ALARM("a")', 'ALARM("a") ALARM("b")', "SOMETHING", ")"])
+def test_a_rule_that_is_not_understood_is_refused(rule: str) -> None:
+    with pytest.raises(UnsupportedAlarmError):
+        parse_alarm_rule(rule)
+
+
+def test_traffic_steps_follow_the_deployment_configuration() -> None:
+    assert traffic_steps("CodeDeployDefault.LambdaAllAtOnce") == [(0.0, 1.0)]
+    assert traffic_steps("Canary10Percent5Minutes") == [(0.0, 0.1), (5.0, 1.0)]
+    linear = traffic_steps("CodeDeployDefault.LambdaLinear10PercentEvery1Minute")
+    assert linear[0] == (0.0, 0.1) and linear[-1] == (9.0, 1.0) and len(linear) == 10  # noqa: PLR2004
+    assert weight_at(linear, 2.5) == pytest.approx(0.3)
+    assert weight_at([(1.0, 1.0)], 0.5) == 0.0
+    with pytest.raises(UserError, match="not emulated"):
+        traffic_steps("CodeDeployDefault.OneAtATime")
+
+
+def test_the_serving_version_is_the_heaviest() -> None:
+    assert _serving_version({"1": 0.9, "2": 0.1}) == "1"
+    assert _serving_version({"3": 1.0}) == "3"
+
+
+def test_a_release_cannot_be_staged_without_the_artifact_bucket(tmp_path: Path) -> None:
+    store = ReleaseStore(tmp_path)
+    assert store.current("staging") is None
+    assert store.demote("staging") is None
+    template = tmp_path / "packaged.json"
+    template.write_text(
+        json.dumps(
+            {
+                "Resources": {
+                    "Fn": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "s3://b/k"}}
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(UserError, match="no build ran"):
+        store.stage(
+            "staging", packaged_template=template, commit="c", stack_name="s", parameters={}, tooling=None
+        )
+
+
+def test_without_environments_rules_and_rollbacks_fail_with_a_reason(tmp_path: Path) -> None:
+    deployer = LocalDeployer(tmp_path, TIME_SCALE)
+    log = io.StringIO()
+    rule = deployer.evaluate_alarm_rule(
+        environment="staging", alarm_name="x-bake", wait_minutes=1, time_scale=TIME_SCALE, log=log
+    )
+    assert not rule.succeeded and "not defined" in rule.message
+    assert not deployer.roll_back(environment="staging", log=log).succeeded
+    deployer.close()
+    deployer.close()
+
+
+# ---------------------------------------------------------------- a deployer against the local cloud
+
+
+def _zip(source: Path, patch: tuple[str, str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(source.rglob("*.py")) + sorted(source.rglob("*.json")):
+            if "__pycache__" in path.parts:
+                continue
+            name = str(path.relative_to(source))
+            text = path.read_text(encoding="utf-8")
+            if patch and name == patch[0]:
+                assert patch[1] in text
+                text = text.replace(patch[1], patch[2])
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+class Packager:
+    """`sam package` by hand: a zip in the artifact bucket, the template's CodeUris pointing at it."""
+
+    def __init__(self, deployer: LocalDeployer, root: Path) -> None:
+        deployer.build_environment()
+        assert deployer.tooling is not None
+        self.s3 = deployer.tooling.client("s3")
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.root = root
+        self.count = 0
+
+    def package(self, patch: tuple[str, str, str] | None = None) -> Path:
+        self.count += 1
+        key = f"packages/{self.count}"
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=_zip(REPO / "service" / "src", patch))
+        document: dict[str, Any] = load_template(REPO / "service" / "template.yaml")
+        for resource in document["Resources"].values():
+            if resource["Type"] == "AWS::Serverless::Function":
+                resource["Properties"]["CodeUri"] = f"s3://{BUCKET}/{key}"
+        path = self.root / f"packaged-{self.count}.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        return path
+
+
+def _request(template: Path, commit: str, deployment_type: str) -> DeployRequest:
+    return DeployRequest(
+        environment="staging",
+        stack_name="orders-staging",
+        template=template,
+        artifacts={},
+        parameters={"Environment": "staging", "DeploymentType": deployment_type},
+        capabilities=(),
+        commit=commit,
+        time_scale=TIME_SCALE,
+        log=io.StringIO(),
+    )
+
+
+@pytest.fixture(scope="module")
+def deployer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalDeployer, Packager]]:
+    root = tmp_path_factory.mktemp("deployer")
+    local = LocalDeployer(root / "state", TIME_SCALE)
+    try:
+        yield local, Packager(local, root)
+    finally:
+        local.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _routing(
+    deployer: LocalDeployer, function: str = "orders-staging-SubmitOrderFunction"
+) -> dict[str, float]:
+    return deployer.running["staging"].local.functions.alias_routing(function, "live")
+
+
+def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager]) -> None:
+    local, packager = deployer
+    first = local.deploy(_request(packager.package(), "c1", "Canary10Percent5Minutes"))
+    assert first.succeeded, first.message
+    assert first.outputs["ApiUrl"].startswith("http://127.0.0.1:")
+    assert local.build_environment()["AWS_ENDPOINT_URL"] == local.running["staging"].local.cloud.endpoint_url
+    assert _routing(local) == {"1": 1.0}
+
+    # A version the PreTraffic hook finds broken: unknown orders no longer answer 404.
+    broken = (
+        "orders/logic/orders.py",
+        'raise OrderNotFoundError(f"Order {order_id} does not exist")',
+        "raise RuntimeError",
+    )
+    hooked = local.deploy(_request(packager.package(broken), "c2", "Canary10Percent5Minutes"))
+    assert not hooked.succeeded
+    assert "BeforeAllowTraffic hook" in hooked.message and hooked.alarm is None
+    assert _routing(local) == {"1": 1.0}
+
+    # All at once, then a bake that sees valid orders fail on the new version.
+    faulty = (
+        "orders/handlers/submit.py",
+        "    request = parse_order_request(app.current_event.decoded_body)\n",
+        "    request = parse_order_request(app.current_event.decoded_body)\n"
+        "    raise RuntimeError('fault')\n",
+    )
+    shifted = local.deploy(_request(packager.package(faulty), "c3", "AllAtOnce"))
+    assert shifted.succeeded, shifted.message
+    new = _serving_version(_routing(local))
+    assert new != "1"
+    log = io.StringIO()
+    bake = local.evaluate_alarm_rule(
+        environment="staging",
+        alarm_name="orders-staging-bake",
+        wait_minutes=30,
+        time_scale=TIME_SCALE,
+        log=log,
+    )
+    assert not bake.succeeded, log.getvalue()
+    assert "orders-staging-SubmitOrderErrorsAlarm" in bake.message
+    rolled = local.roll_back(environment="staging", log=log)
+    assert rolled.succeeded
+    assert _routing(local) == {"1": 1.0}
+    assert local.store.current("staging") is not None
+    assert local.store.current("staging").commit == "c1"  # type: ignore[union-attr]
+    plain = local.evaluate_alarm_rule(
+        environment=None,
+        alarm_name="orders-staging-Api5xxAlarm",
+        wait_minutes=1,
+        time_scale=TIME_SCALE,
+        log=log,
+    )
+    assert plain.message.startswith("alarm orders-staging-Api5xxAlarm")

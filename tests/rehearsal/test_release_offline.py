@@ -1,0 +1,177 @@
+"""Whole releases of the REAL pipeline offline: this repository's synthesized pipeline, buildspecs and
+service, deployed by the local deployer with a canary, alarms and rollback.
+
+One throw-away copy of the repository serves both tests (module scope): a good release from a fresh
+state, then a faulty commit that the staging canary rolls back. The Build runs the real buildspec
+with `CHECKS=` (see the Makefile's `check` target): `make test` runs those checks itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.credentials import Credentials
+
+from rehearsal.deployer import LocalDeployer
+from rehearsal.runner import ReleaseResult
+from rehearsal.traffic import TrafficDriver
+from tests.rehearsal.release_support import commit, run_git
+
+REPO = Path(__file__).resolve().parents[2]
+TIME_SCALE = 0.5  # real seconds per pipeline minute: 35 pipeline minutes of canaries and bakes in 17.5 s
+ORDERS_LOGIC = "service/src/orders/logic/orders.py"
+SUBMIT_HANDLER = "service/src/orders/handlers/submit.py"
+NOT_FOUND = 'f"Order {order_id} does not exist"'
+
+pytestmark = pytest.mark.timeout(400)
+
+
+@dataclass
+class Releases:
+    repo: Path
+    good_commit: str
+    good: ReleaseResult
+    faulty_commit: str
+    faulty: ReleaseResult
+    marker: str
+
+
+def _project_copy(root: Path) -> Path:
+    """The working tree's files (committed or not, never ignored ones) as a fresh repository."""
+    repo = root / "project"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    for tools in (".venv", "node_modules"):  # ignored by git; the runner links them into workspaces
+        (repo / tools).symlink_to(REPO / tools)
+    run_git(repo, "init", "--quiet", "--initial-branch=main")
+    # `.venv/` in .gitignore matches folders only, not these links.
+    (repo / ".git" / "info" / "exclude").write_text(".venv\nnode_modules\n", encoding="utf-8")
+    run_git(repo, "config", "user.name", "Rel Manager")
+    run_git(repo, "config", "user.email", "rm@example.com")
+    return repo
+
+
+def _release(repo: Path) -> ReleaseResult:
+    from rehearsal.approval import ApprovalGate, ApprovalInbox  # noqa: PLC0415
+    from rehearsal.runner import ReleaseOptions, ReleaseRunner  # noqa: PLC0415
+    from rehearsal.source import resolve_revision  # noqa: PLC0415
+
+    state_dir = repo / ".rehearsal"
+    runner = ReleaseRunner(
+        ReleaseOptions(
+            repo=repo,
+            revision=resolve_revision(repo),
+            state_dir=state_dir,
+            time_scale=TIME_SCALE,
+            out=None,
+        ),
+        deployer=LocalDeployer(state_dir, TIME_SCALE),
+        approvals=ApprovalGate(ApprovalInbox(state_dir), mode="auto", release_manager="Rel Manager"),
+    )
+    return runner.run()
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
+    repo = _project_copy(tmp_path_factory.mktemp("offline-release"))
+    marker = f"release-{uuid.uuid4().hex[:8]}"
+    logic = (repo / ORDERS_LOGIC).read_text(encoding="utf-8")
+    assert NOT_FOUND in logic
+    good_commit = commit(
+        repo,
+        "good release: the 404 message names the release",
+        {ORDERS_LOGIC: logic.replace(NOT_FOUND, f'f"Order {{order_id}} does not exist ({marker})"')},
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHECKS", "")
+        good = _release(repo)
+        handler = (repo / SUBMIT_HANDLER).read_text(encoding="utf-8")
+        line = "    request = parse_order_request(app.current_event.decoded_body)\n"
+        assert line in handler
+        faulty_commit = commit(
+            repo,
+            "faulty release: every valid order fails",
+            {SUBMIT_HANDLER: handler.replace(line, line + '    raise RuntimeError("injected fault")\n')},
+        )
+        faulty = _release(repo)
+    yield Releases(repo, good_commit, good, faulty_commit, faulty, marker)
+
+
+def _summary(result: ReleaseResult) -> dict[str, Any]:
+    return json.loads((result.run_dir / "summary.json").read_text(encoding="utf-8"))
+
+
+def _log(result: ReleaseResult, stage: str, action: str) -> str:
+    summary = _summary(result)
+    for stage_entry in summary.get("stages", []):
+        for entry in stage_entry.get("actions", []):
+            if stage_entry.get("name") == stage and entry.get("name") == action:
+                return Path(entry["log"]).read_text(encoding="utf-8")
+    raise AssertionError(f"no {stage}/{action} in {summary}")
+
+
+def _serving(repo: Path, environment: str) -> tuple[int, str]:
+    """Start `environment` from what the deployer kept, and GET an unknown order over HTTP."""
+    deployer = LocalDeployer(repo / ".rehearsal", TIME_SCALE)
+    try:
+        running = deployer.environment(environment)
+        assert running is not None
+        local = running.local
+        credentials = local.credentials()
+        client = TrafficDriver(
+            local.base_url, Credentials(credentials.access_key, credentials.secret_key), local.cloud.region
+        )
+        status, body = client.send("GET", f"/orders/{uuid.uuid4()}")
+        created, _ = client.send(
+            "POST",
+            "/orders",
+            {
+                "customerId": "c-1",
+                "currency": "EUR",
+                "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
+            },
+        )
+        return created, json.dumps(body) if status == 404 else f"{status}: {body}"  # noqa: PLR2004
+    finally:
+        deployer.close()
+
+
+def test_a_good_release_from_a_fresh_state_reaches_production(releases: Releases) -> None:
+    summary = _summary(releases.good)
+    assert releases.good.succeeded, summary
+    assert summary["result"] == "Succeeded"
+    assert summary["environments"]["production"]["commit"] == releases.good_commit
+    assert summary["environments"]["staging"]["commit"] == releases.good_commit
+    created, not_found = _serving(releases.repo, "production")
+    assert releases.marker in not_found
+    assert created == 202  # noqa: PLR2004
+
+
+def test_a_faulty_release_is_rolled_back_during_the_staging_canary(releases: Releases) -> None:
+    summary = _summary(releases.faulty)
+    assert not releases.faulty.succeeded
+    assert summary["failed_stage"] == "Staging"
+    assert "SubmitOrderErrorsAlarm" in json.dumps(summary) or "Api5xxAlarm" in json.dumps(summary)
+    assert summary["environments"]["staging"]["commit"] == releases.good_commit
+    assert summary["environments"]["production"]["commit"] == releases.good_commit
+    for environment in ("staging", "production"):
+        created, not_found = _serving(releases.repo, environment)
+        assert releases.marker in not_found
+        assert created == 202  # noqa: PLR2004
