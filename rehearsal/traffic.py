@@ -79,7 +79,7 @@ class TrafficDriver:
         credentials: Credentials,
         region: str,
         *,
-        clients: int = 4,
+        clients: int = 2,
         pause: float = 0.01,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
