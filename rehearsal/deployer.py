@@ -34,6 +34,7 @@ from rehearsal.environments import (
 )
 from rehearsal.errors import UserError
 from rehearsal.intrinsics import IntrinsicResolver
+from rehearsal.metrics import MetricKey, dimensions
 from rehearsal.provision import Stack, provision_stack
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
 from rehearsal.template import load_template, transform_template
@@ -41,6 +42,11 @@ from rehearsal.traffic import TrafficDriver, traffic_steps, weight_at
 
 TOOLING = "pipeline"  # the local cloud of the pipeline's own account: the artifact bucket
 _POLL = 0.05  # seconds between alarm evaluations while a shift or a bake is watched
+# A compressed canary step lasts seconds: on a busy machine the new version could see no request
+# in it, and alarms that treat missing data as OK would pass it. The shift holds a step until each
+# new version has served this many invocations (at most _HOLD_LIMIT real seconds), and says so.
+MIN_STEP_INVOCATIONS = 2
+_HOLD_LIMIT = 30.0
 _HOOK_TIMEOUT = 120.0
 
 
@@ -273,12 +279,22 @@ class LocalDeployer:
             f"{length * request.time_scale:.1f} s; watching {len(watched)} alarms\n"
         )
         started = time.monotonic()
+        clock = _ShiftClock(request.time_scale)
         applied: dict[DeploymentGroup, float] = {}
         while True:
-            minute = (time.monotonic() - started) / request.time_scale
+            minute = clock.minute()
+            advancing = any(
+                group in applied and weight_at(group_steps, minute) != applied[group]
+                for group, group_steps in steps.items()
+            )
+            if advancing and clock.held < _HOLD_LIMIT and _starved(local, shifting, new_versions, clock):
+                minute = clock.hold()
+            clock.polled = time.monotonic()
             for group, group_steps in steps.items():
                 weight = weight_at(group_steps, minute)
                 if applied.get(group) != weight:
+                    if group in applied:
+                        clock.next_step(log)
                     old = _serving_version(before[(group.function, group.alias)])
                     new = new_versions[group.function]
                     routing = {new: 1.0} if weight >= 1 else {old: 1 - weight, new: weight}
@@ -443,6 +459,51 @@ class LocalDeployer:
         for handle in self._runtime_logs:
             handle.close()
         self._runtime_logs.clear()
+
+
+class _ShiftClock:
+    """Pipeline minutes into a shift, less the real time held waiting for canary traffic."""
+
+    def __init__(self, time_scale: float) -> None:
+        self.time_scale = time_scale
+        self.started = self.polled = time.monotonic()
+        self.held = 0.0
+        self.step_started = time.time()  # wall clock, as the metrics are stamped
+
+    def minute(self) -> float:
+        return (time.monotonic() - self.started - self.held) / self.time_scale
+
+    def hold(self) -> float:
+        """Stop the clock since the last poll; the minute it stays at."""
+        self.held += time.monotonic() - self.polled
+        return self.minute()
+
+    def next_step(self, log: TextIO) -> None:
+        self.step_started = time.time()
+        if self.held:
+            log.write(f"  held the shift {self.held:.1f} s in all until canary traffic arrived\n")
+        if self.held >= _HOLD_LIMIT:
+            log.write(f"  canary traffic still short after {_HOLD_LIMIT:g} s: shifting on\n")
+
+
+def _starved(
+    local: LocalEnvironment,
+    shifting: list[DeploymentGroup],
+    new_versions: Mapping[str, str],
+    clock: _ShiftClock,
+) -> list[str]:
+    """Functions whose new version served under MIN_STEP_INVOCATIONS calls through its alias this step."""
+    starved = []
+    for group in shifting:
+        served = {
+            "FunctionName": group.function,
+            "Resource": f"{group.function}:{group.alias}",
+            "ExecutedVersion": new_versions[group.function],
+        }
+        key = MetricKey("AWS/Lambda", "Invocations", dimensions(served))
+        if len(local.metrics.values(key, clock.step_started, time.time() + 1)) < MIN_STEP_INVOCATIONS:
+            starved.append(group.function)
+    return starved
 
 
 def _serving_version(routing: Mapping[str, float]) -> str:
