@@ -39,7 +39,7 @@ class ReleaseOptions:
     revision: SourceRevision
     state_dir: Path
     allow_dirty: bool = False
-    time_scale: float = 2.0
+    time_scale: float = 1.0
     out: TextIO | None = None
     stack_name: str | None = None
     max_restarts: int = 2

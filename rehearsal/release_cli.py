@@ -60,7 +60,7 @@ def register(commands: Any) -> None:
         "--time-scale",
         default=None,
         metavar="SECONDS",
-        help="real seconds per pipeline minute for canaries and bakes (default 2; $TIME_SCALE)",
+        help="real seconds per pipeline minute for canaries and bakes (default 1; $TIME_SCALE)",
     )
     release.add_argument("--quiet", action="store_true", help="no progress output, only the exit status")
     release.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
@@ -111,7 +111,7 @@ def _approval_mode(args: argparse.Namespace) -> str:
 
 
 def _time_scale(args: argparse.Namespace) -> float:
-    raw = args.time_scale if args.time_scale is not None else os.environ.get("TIME_SCALE", "2")
+    raw = args.time_scale if args.time_scale is not None else os.environ.get("TIME_SCALE", "1")
     try:
         value = float(raw)
     except ValueError:
