@@ -290,11 +290,11 @@ class LocalDeployer:
             if advancing and clock.held < _HOLD_LIMIT and _starved(local, shifting, new_versions, clock):
                 minute = clock.hold()
             clock.polled = time.monotonic()
+            if advancing and any(weight_at(s, minute) != applied[g] for g, s in steps.items()):
+                clock.next_step(log)
             for group, group_steps in steps.items():
                 weight = weight_at(group_steps, minute)
                 if applied.get(group) != weight:
-                    if group in applied:
-                        clock.next_step(log)
                     old = _serving_version(before[(group.function, group.alias)])
                     new = new_versions[group.function]
                     routing = {new: 1.0} if weight >= 1 else {old: 1 - weight, new: weight}
