@@ -1,6 +1,7 @@
 """The adapters the handlers hand to the logic, built once per process on first use.
 
-Tests replace these functions (monkeypatch) with in-memory fakes of the ports.
+Each adapter module is imported on first use, so a handler's cold start pays only for the
+adapters it calls. Tests replace these functions (monkeypatch) with in-memory fakes of the ports.
 """
 
 from __future__ import annotations
@@ -8,18 +9,25 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from orders.dal.deployment import CodeDeployHookReporter, LambdaInvoker
-from orders.dal.orders_table import DynamoOrderRepository
-from orders.dal.queue import SqsOrderQueue
-from orders.dal.storage import S3AttachmentStorage
-from orders.logic.ports import AttachmentStorage, FunctionInvoker, HookReporter, OrderQueue, OrderRepository
 from orders.settings import get_settings
+
+if TYPE_CHECKING:
+    from orders.logic.ports import (
+        AttachmentStorage,
+        FunctionInvoker,
+        HookReporter,
+        OrderQueue,
+        OrderRepository,
+    )
 
 
 @functools.cache
 def order_repository() -> OrderRepository:
     """Orders (ORDERS_TABLE_NAME) and Idempotency-Key claims (IDEMPOTENCY_TABLE_NAME)."""
+    from orders.dal.orders_table import DynamoOrderRepository  # noqa: PLC0415 - see module docstring
+
     settings = get_settings()
     return DynamoOrderRepository(
         orders_table=settings.require("orders_table_name"),
@@ -30,24 +38,32 @@ def order_repository() -> OrderRepository:
 @functools.cache
 def order_queue() -> OrderQueue:
     """The orders queue (ORDERS_QUEUE_URL)."""
+    from orders.dal.queue import SqsOrderQueue  # noqa: PLC0415 - see module docstring
+
     return SqsOrderQueue(queue_url=get_settings().require("orders_queue_url"))
 
 
 @functools.cache
 def attachment_storage() -> AttachmentStorage:
     """The attachments bucket (ATTACHMENTS_BUCKET_NAME)."""
+    from orders.dal.storage import S3AttachmentStorage  # noqa: PLC0415 - see module docstring
+
     return S3AttachmentStorage(bucket=get_settings().require("attachments_bucket_name"))
 
 
 @functools.cache
 def function_invoker() -> FunctionInvoker:
     """Lambda, for the PreTraffic hook."""
+    from orders.dal.deployment import LambdaInvoker  # noqa: PLC0415 - see module docstring
+
     return LambdaInvoker()
 
 
 @functools.cache
 def hook_reporter() -> HookReporter:
     """CodeDeploy, for the PreTraffic hook."""
+    from orders.dal.deployment import CodeDeployHookReporter  # noqa: PLC0415 - see module docstring
+
     return CodeDeployHookReporter()
 
 
