@@ -34,19 +34,13 @@ from rehearsal.environments import (
 )
 from rehearsal.errors import UserError
 from rehearsal.intrinsics import IntrinsicResolver
-from rehearsal.metrics import MetricKey, dimensions
 from rehearsal.provision import Stack, provision_stack
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
+from rehearsal.shift import POLL_SECONDS, log_alarm_changes, watch_shift
 from rehearsal.template import load_template, transform_template
-from rehearsal.traffic import TrafficDriver, traffic_steps, weight_at
+from rehearsal.traffic import TrafficDriver
 
 TOOLING = "pipeline"  # the local cloud of the pipeline's own account: the artifact bucket
-_POLL = 0.05  # seconds between alarm evaluations while a shift or a bake is watched
-# A compressed canary step lasts seconds: on a busy machine the new version could see no request
-# in it, and alarms that treat missing data as OK would pass it. The shift holds a step until each
-# new version has served this many invocations (at most _HOLD_LIMIT real seconds), and says so.
-MIN_STEP_INVOCATIONS = 2
-_HOLD_LIMIT = 30.0
 _HOOK_TIMEOUT = 120.0
 
 
@@ -228,7 +222,7 @@ class LocalDeployer:
             failure = self._run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
             if failure:
                 return DeployOutcome(False, failure)
-            outcome = self._watch_shift(request, local, shifting, before, new_versions)
+            outcome = watch_shift(request, local, shifting, before, new_versions)
             log.write(f"{driver.describe()}\n")
             if not outcome.succeeded:
                 return outcome
@@ -256,67 +250,6 @@ class LocalDeployer:
             if failure:
                 return failure
         return None
-
-    def _watch_shift(
-        self,
-        request: DeployRequest,
-        local: LocalEnvironment,
-        shifting: list[DeploymentGroup],
-        before: dict[tuple[str, str], dict[str, float]],
-        new_versions: dict[str, str],
-    ) -> DeployOutcome:
-        log = request.log
-        metric, _, problems = alarm_definitions(local.stack)
-        for problem in problems:
-            log.write(f"Alarm not evaluated offline: {problem}\n")
-        evaluator = AlarmEvaluator(metric, local.metrics, time_scale=request.time_scale / 60)
-        watched = list(dict.fromkeys(name for g in shifting for name in g.alarms))  # groups' order
-        steps = {g: traffic_steps(g.config_name) for g in shifting}
-        length = max((s[-1][0] for s in steps.values()), default=0.0)
-        configs = ", ".join(sorted({g.config_name for g in shifting})) or "no alias to shift"
-        log.write(
-            f"Shifting {len(shifting)} aliases ({configs}): {length:g} pipeline minutes = "
-            f"{length * request.time_scale:.1f} s; watching {len(watched)} alarms\n"
-        )
-        started = time.monotonic()
-        clock = _ShiftClock(request.time_scale)
-        applied: dict[DeploymentGroup, float] = {}
-        while True:
-            minute = clock.minute()
-            advancing = any(
-                group in applied and weight_at(group_steps, minute) != applied[group]
-                for group, group_steps in steps.items()
-            )
-            if advancing and clock.held < _HOLD_LIMIT and _starved(local, shifting, new_versions, clock):
-                minute = clock.hold()
-            clock.polled = time.monotonic()
-            if advancing and any(weight_at(s, minute) != applied[g] for g, s in steps.items()):
-                clock.next_step(log)
-            for group, group_steps in steps.items():
-                weight = weight_at(group_steps, minute)
-                if applied.get(group) != weight:
-                    old = _serving_version(before[(group.function, group.alias)])
-                    new = new_versions[group.function]
-                    routing = {new: 1.0} if weight >= 1 else {old: 1 - weight, new: weight}
-                    local.functions.set_alias(group.function, group.alias, routing)
-                    if not applied:
-                        log.write(f"  {minute:5.2f} min: new versions get {weight:.0%} of traffic\n")
-                    applied[group] = weight
-            _log_changes(evaluator, log)
-            in_alarm = set(evaluator.in_alarm())
-            firing = [name for name in watched if name in in_alarm]
-            if firing:
-                log.write(f"Rolling back: {firing[0]} is in ALARM after {time.monotonic() - started:.1f} s\n")
-                return DeployOutcome(
-                    False,
-                    f"rolled back: alarm {firing[0]} went to ALARM during the traffic shift "
-                    f"(at {minute:.1f} of {length:g} pipeline minutes)",
-                    alarm=firing[0],
-                )
-            if minute >= length:
-                log.write(f"  {minute:5.2f} min: all aliases at 100% on the new versions\n")
-                return DeployOutcome(True, f"traffic shifted ({configs}), alarms OK")
-            time.sleep(_POLL)
 
     def _run_hook(
         self, local: LocalEnvironment, hook: str, event: str, log: TextIO, version: str | None
@@ -422,7 +355,7 @@ class LocalDeployer:
         deadline = time.monotonic() + seconds
         try:
             while True:
-                _log_changes(evaluator, log)
+                log_alarm_changes(evaluator, log)
                 if rule.state(evaluator.states) == ALARM:
                     firing = [m for m in rule.members() if evaluator.states.get(m) == ALARM]
                     return RuleOutcome(
@@ -430,7 +363,7 @@ class LocalDeployer:
                     )
                 if time.monotonic() >= deadline:
                     break
-                time.sleep(_POLL)
+                time.sleep(POLL_SECONDS)
         finally:
             driver.stop()
             log.write(f"{driver.describe()}\n")
@@ -459,58 +392,3 @@ class LocalDeployer:
         for handle in self._runtime_logs:
             handle.close()
         self._runtime_logs.clear()
-
-
-class _ShiftClock:
-    """Pipeline minutes into a shift, less the real time held waiting for canary traffic."""
-
-    def __init__(self, time_scale: float) -> None:
-        self.time_scale = time_scale
-        self.started = self.polled = time.monotonic()
-        self.held = 0.0
-        self.step_started = time.time()  # wall clock, as the metrics are stamped
-
-    def minute(self) -> float:
-        return (time.monotonic() - self.started - self.held) / self.time_scale
-
-    def hold(self) -> float:
-        """Stop the clock since the last poll; the minute it stays at."""
-        self.held += time.monotonic() - self.polled
-        return self.minute()
-
-    def next_step(self, log: TextIO) -> None:
-        self.step_started = time.time()
-        if self.held:
-            log.write(f"  held the shift {self.held:.1f} s in all until canary traffic arrived\n")
-        if self.held >= _HOLD_LIMIT:
-            log.write(f"  canary traffic still short after {_HOLD_LIMIT:g} s: shifting on\n")
-
-
-def _starved(
-    local: LocalEnvironment,
-    shifting: list[DeploymentGroup],
-    new_versions: Mapping[str, str],
-    clock: _ShiftClock,
-) -> list[str]:
-    """Functions whose new version served under MIN_STEP_INVOCATIONS calls through its alias this step."""
-    starved = []
-    for group in shifting:
-        served = {
-            "FunctionName": group.function,
-            "Resource": f"{group.function}:{group.alias}",
-            "ExecutedVersion": new_versions[group.function],
-        }
-        key = MetricKey("AWS/Lambda", "Invocations", dimensions(served))
-        if len(local.metrics.values(key, clock.step_started, time.time() + 1)) < MIN_STEP_INVOCATIONS:
-            starved.append(group.function)
-    return starved
-
-
-def _serving_version(routing: Mapping[str, float]) -> str:
-    """The version an alias mostly points at (the one a shift moves away from)."""
-    return max(routing.items(), key=lambda item: (item[1], int(item[0])))[0]
-
-
-def _log_changes(evaluator: AlarmEvaluator, log: TextIO) -> None:
-    for change in evaluator.evaluate():
-        log.write(f"  alarm {change.alarm}: {change.old_state} -> {change.new_state} ({change.reason})\n")

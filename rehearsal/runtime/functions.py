@@ -5,6 +5,7 @@ invocation at a time, like an execution environment, so concurrent calls start m
 to `max_concurrency` (beyond that the call is throttled). A call that outlives the function's
 timeout kills its worker and fails as `Sandbox.Timedout`. Every call records Lambda's metrics
 (Invocations, Errors, Throttles, Duration) with its dimensions into the environment's store.
+The worker process itself and `InvocationResult` live in `rehearsal.runtime.invocation`.
 """
 
 from __future__ import annotations
@@ -13,28 +14,22 @@ import contextlib
 import json
 import os
 import random
-import select
 import shutil
-import signal
-import subprocess  # nosec B404 # runs worker.py with the current interpreter, never a shell
-import sys
 import tempfile
 import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rehearsal.metrics import MetricStore
+from rehearsal.runtime.invocation import InvocationResult, LogSink, Worker, record_embedded_metrics
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 LATEST = "$LATEST"
 _PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
-
-LogSink = Callable[[dict[str, Any]], None]
 
 
 class FunctionNotFoundError(LookupError):
@@ -55,122 +50,10 @@ class FunctionConfig:
 
 
 @dataclass
-class InvocationResult:
-    """The outcome of one invocation, as Lambda's Invoke API would report it."""
-
-    function_name: str
-    executed_version: str
-    request_id: str
-    payload: Any = None
-    error: dict[str, Any] | None = None
-    timed_out: bool = False
-    throttled: bool = False
-    duration_ms: float = 0.0
-    init_ms: float | None = None  # set on a cold start
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
-
-
-class _Worker:
-    """One worker process and its private request/response pipe."""
-
-    def __init__(self, config: FunctionConfig, version: str, environ: dict[str, str], sink: LogSink) -> None:
-        self.config = config
-        requests_read, self._requests = os.pipe()
-        self._responses, responses_write = os.pipe()
-        self.process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter and our worker script
-            [
-                sys.executable,
-                str(WORKER_SCRIPT),
-                f"--handler={config.handler}",
-                f"--in-fd={requests_read}",
-                f"--out-fd={responses_write}",
-            ],
-            cwd=config.code_dir,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(requests_read, responses_write),
-            start_new_session=True,
-        )
-        os.close(requests_read)
-        os.close(responses_write)
-        self._buffer = b""
-        self.ready: dict[str, Any] | None = None
-        self._logs = threading.Thread(target=self._forward_logs, args=(version, sink), daemon=True)
-        self._logs.start()
-
-    def _forward_logs(self, version: str, sink: LogSink) -> None:
-        if self.process.stdout is None:  # pragma: no cover - always piped
-            return
-        for raw in self.process.stdout:
-            sink(
-                {
-                    "type": "log",
-                    "function": self.config.name,
-                    "version": version,
-                    "message": raw.decode().rstrip(),
-                }
-            )
-
-    def _read_message(self, deadline: float) -> dict[str, Any] | None:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            ready, _, _ = select.select([self._responses], [], [], remaining)
-            if not ready:
-                return None
-            chunk = os.read(self._responses, 1 << 16)
-            if not chunk:
-                raise EOFError("the worker exited")
-            self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    def wait_ready(self, deadline: float) -> dict[str, Any] | None:
-        if self.ready is None:
-            self.ready = self._read_message(deadline)
-        return self.ready
-
-    def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any] | None:
-        os.write(self._requests, json.dumps(request).encode() + b"\n")
-        return self._read_message(deadline)
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.close()
-
-    def close_pipes(self) -> None:
-        """Close the request pipe: the worker exits at the end of its input."""
-        for fd in (self._requests, self._responses):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Close the pipes and reap the process (killing it if it does not exit in time)."""
-        self.close_pipes()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self._logs.join(timeout)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-@dataclass
 class _Version:
     config: FunctionConfig
     number: str
-    idle: list[_Worker] = field(default_factory=list)
+    idle: list[Worker] = field(default_factory=list)
     busy: int = 0
 
 
@@ -201,7 +84,7 @@ class LocalFunctions:
         self._versions: dict[str, dict[str, _Version]] = {}
         self._aliases: dict[str, dict[str, dict[str, float]]] = {}
         self._random = random.Random()  # nosec B311 # traffic weighting, not security
-        self._workers: set[_Worker] = set()
+        self._workers: set[Worker] = set()
 
     # ------------------------------------------------------------ control plane
 
@@ -330,7 +213,7 @@ class LocalFunctions:
         self._record(name, qualifier, executed, result)
         return result
 
-    def _acquire(self, version: _Version) -> tuple[_Worker | None, bool]:
+    def _acquire(self, version: _Version) -> tuple[Worker | None, bool]:
         with self._lock:
             if version.idle:
                 version.busy += 1
@@ -340,13 +223,13 @@ class LocalFunctions:
             version.busy += 1
         return self._spawn(version), True
 
-    def _release(self, version: _Version, worker: _Worker | None) -> None:
+    def _release(self, version: _Version, worker: Worker | None) -> None:
         with self._lock:
             version.busy -= 1
             if worker is not None:
                 version.idle.append(worker)
 
-    def _spawn(self, version: _Version) -> _Worker:
+    def _spawn(self, version: _Version) -> Worker:
         config = version.config
         name = config.name
         environ = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
@@ -370,7 +253,14 @@ class LocalFunctions:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        worker = _Worker(config, version.number, environ, self._on_log)
+        worker = Worker(
+            name=name,
+            handler=config.handler,
+            code_dir=config.code_dir,
+            version=version.number,
+            environ=environ,
+            sink=self._on_log,
+        )
         with self._lock:
             self._workers.add(worker)
         return worker
@@ -383,7 +273,7 @@ class LocalFunctions:
                 record_embedded_metrics(self.metrics, json.loads(message))
         self.log_sink(record)
 
-    def _discard(self, worker: _Worker) -> None:
+    def _discard(self, worker: Worker) -> None:
         with self._lock:
             self._workers.discard(worker)
         worker.kill()
@@ -397,7 +287,7 @@ class LocalFunctions:
             result.throttled = True
             result.error = {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."}
             return result
-        keep: _Worker | None = worker
+        keep: Worker | None = worker
         try:
             if cold:
                 ready = worker.wait_ready(time.monotonic() + max(version.config.timeout, 10.0))
@@ -480,25 +370,6 @@ class LocalFunctions:
             worker.close()
         if self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def record_embedded_metrics(store: MetricStore, document: Mapping[str, Any]) -> None:
-    """Turn one CloudWatch embedded-metric-format log document into datapoints (what CloudWatch Logs does)."""
-    timestamp = float(document["_aws"]["Timestamp"]) / 1000
-    for directive in document["_aws"]["CloudWatchMetrics"]:
-        for metric in directive["Metrics"]:
-            values = document[metric["Name"]]
-            for dimension_set in directive["Dimensions"]:
-                dims = {name: str(document[name]) for name in dimension_set}
-                for value in values if isinstance(values, list) else [values]:
-                    store.put(
-                        directive["Namespace"],
-                        metric["Name"],
-                        dims,
-                        float(value),
-                        unit=metric.get("Unit", "None"),
-                        timestamp=timestamp,
-                    )
 
 
 def _status(result: InvocationResult) -> str:

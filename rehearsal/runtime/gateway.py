@@ -1,18 +1,18 @@
 """The local API Gateway: HTTP on 127.0.0.1 that turns requests into REST API proxy events.
 
 Routes, authorization, request validators and models come from the RestApi's OpenAPI body in
-the transformed template (what API Gateway imports). Answers mirror API Gateway's: an unknown
-path or method is 403 "Missing Authentication Token", a bad signature 403, a failed validation
-400, a function error or malformed proxy response 502, a function timeout 504. The API's stage
-is served at the root (`http://127.0.0.1:3000/orders`); events still carry the stage name in
-`requestContext.stage` and the stage-prefixed `requestContext.path`, as on AWS.
+the transformed template (what API Gateway imports), read by `rehearsal.runtime.routes`. Answers
+mirror API Gateway's: an unknown path or method is 403 "Missing Authentication Token", a bad
+signature 403, a failed validation 400, a function error or malformed proxy response 502, a
+function timeout 504. The API's stage is served at the root (`http://127.0.0.1:3000/orders`);
+events still carry the stage name in `requestContext.stage` and the stage-prefixed
+`requestContext.path`, as on AWS.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 import threading
 import time
 import uuid
@@ -23,33 +23,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from jsonschema import Draft4Validator  # type: ignore[import-untyped]
-
+from rehearsal.descriptions import RestApi
 from rehearsal.errors import UserError
 from rehearsal.metrics import MetricStore
-from rehearsal.provision import RestApi
-from rehearsal.runtime.functions import InvocationResult
+from rehearsal.runtime.invocation import InvocationResult
+from rehearsal.runtime.routes import ErrorAnswer, Route, routes_from_api, validate_request
 from rehearsal.runtime.sigv4 import SignatureError, verify_request
 
 Invoke = Callable[[str, Any], InvocationResult]
 LogSink = Callable[[dict[str, Any]], None]
-_ANY = "x-amazon-apigateway-any-method"
-_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
-_FUNCTION_IN_URI = re.compile(r"/functions/(arn:[^/]+)/invocations$")
-
-
-@dataclass(frozen=True)
-class Route:
-    """One method on one resource path, with what API Gateway checks before calling the function."""
-
-    api: RestApi
-    resource: str
-    method: str  # upper case, or ANY
-    pattern: re.Pattern[str]
-    function: str
-    iam: bool
-    required_parameters: tuple[tuple[str, str], ...] = ()  # (location, name), validated when enabled
-    body_validator: Draft4Validator | None = None
 
 
 @dataclass
@@ -57,80 +39,6 @@ class Credentials:
     access_key: str
     secret_key: str
     region: str
-
-
-def routes_from_api(api: RestApi) -> tuple[list[Route], list[str]]:
-    """The routes of an OpenAPI (2 or 3) body; non-proxy integrations are returned as problems."""
-    body = api.body
-    default_security = body.get("security", [])
-    validators = body.get("x-amazon-apigateway-request-validators", {})
-    default_validator = body.get("x-amazon-apigateway-request-validator")
-    routes: list[Route] = []
-    problems: list[str] = []
-    for resource, operations in body.get("paths", {}).items():
-        for key, operation in operations.items():
-            if key not in _METHODS and key != _ANY:
-                continue
-            method = "ANY" if key == _ANY else key.upper()
-            integration = operation.get("x-amazon-apigateway-integration", {})
-            target = _FUNCTION_IN_URI.search(str(integration.get("uri", "")))
-            if integration.get("type") != "aws_proxy" or target is None:
-                problems.append(f"{method} {resource}: only Lambda proxy integrations are served locally")
-                continue
-            security = operation.get("security", default_security)
-            settings = validators.get(
-                operation.get("x-amazon-apigateway-request-validator", default_validator), {}
-            )
-            routes.append(
-                Route(
-                    api=api,
-                    resource=resource,
-                    method=method,
-                    pattern=_path_pattern(resource),
-                    function=target.group(1),
-                    iam=any("AWS_IAM" in requirement for requirement in security),
-                    required_parameters=_required_parameters(operation)
-                    if settings.get("validateRequestParameters")
-                    else (),
-                    body_validator=_body_validator(body, operation)
-                    if settings.get("validateRequestBody")
-                    else None,
-                )
-            )
-    # API Gateway prefers the most specific resource: literal segments before {params} before {proxy+}.
-    routes.sort(
-        key=lambda route: (route.resource.count("+}"), route.resource.count("{"), -len(route.resource))
-    )
-    return routes, problems
-
-
-def _path_pattern(resource: str) -> re.Pattern[str]:
-    pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(resource))
-    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
-    return re.compile(f"^{pattern}$")
-
-
-def _required_parameters(operation: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    locations = {"query": "querystring", "header": "header", "path": "path"}
-    return tuple(
-        (locations[item["in"]], item["name"])
-        for item in operation.get("parameters", [])
-        if item.get("required") and item.get("in") in locations
-    )
-
-
-def _body_validator(body: dict[str, Any], operation: dict[str, Any]) -> Draft4Validator | None:
-    schema: dict[str, Any] | None = None
-    for item in operation.get("parameters", []):
-        if item.get("in") == "body":
-            schema = item.get("schema")
-    content = (operation.get("requestBody") or {}).get("content", {})
-    if "application/json" in content:
-        schema = content["application/json"].get("schema")
-    if schema is None:
-        return None
-    root = {**schema, "definitions": body.get("definitions", {}), "components": body.get("components", {})}
-    return Draft4Validator(root)
 
 
 @dataclass
@@ -198,15 +106,6 @@ class Gateway:
         return None
 
 
-class _Answer(Exception):
-    """An API Gateway error answer, raised from deep inside the request handling."""
-
-    def __init__(self, status: int, message: str, error_type: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-
-
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stall
@@ -231,12 +130,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             matched = self.gateway.match(self.command, split.path)
             if matched is None:
-                raise _Answer(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+                raise ErrorAnswer(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
             route, path_parameters = matched
             route_api = route.api
             identity = self._authorize(route, body)
             query = parse_qsl(split.query, keep_blank_values=True)
-            _validate(route, query, self.headers, path_parameters, body)
+            validate_request(route, query, self.headers, path_parameters, body)
             event = self._event(
                 route,
                 path=split.path,
@@ -249,7 +148,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             result = self.gateway.invoke(route.function, event)
             local_init_ms = result.init_ms or 0.0
             status, headers, payload = _proxy_response(result)
-        except _Answer as answer:
+        except ErrorAnswer as answer:
             status, payload = answer.status, json.dumps({"message": str(answer)}).encode()
             headers = {"Content-Type": "application/json", "x-amzn-ErrorType": answer.error_type}
         self._reply(status, headers, payload, request_id)
@@ -293,7 +192,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 if "Missing" in str(error)
                 else "InvalidSignatureException"
             )
-            raise _Answer(403, str(error), error_type) from error
+            raise ErrorAnswer(403, str(error), error_type) from error
         account = self.gateway.account_id
         identity.update(
             {
@@ -394,52 +293,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
             metrics.put("AWS/ApiGateway", "Latency", dims, latency, unit="Milliseconds", timestamp=now)
 
 
-def _validate(
-    route: Route,
-    query: list[tuple[str, str]],
-    headers: Any,
-    path_parameters: dict[str, str],
-    body: bytes,
-) -> None:
-    present = {
-        "querystring": {name for name, _ in query},
-        "header": {name.lower() for name in headers},
-        "path": set(path_parameters),
-    }
-    missing = [
-        name
-        for location, name in route.required_parameters
-        if (name.lower() if location == "header" else name) not in present[location]
-    ]
-    if missing:
-        raise _Answer(
-            400, f"Missing required request parameters: [{', '.join(missing)}]", "BadRequestException"
-        )
-    if route.body_validator is None:
-        return
-    try:
-        document = json.loads(body or b"null")
-    except ValueError as error:
-        raise _Answer(400, "Invalid request body", "BadRequestException") from error
-    if not route.body_validator.is_valid(document):
-        raise _Answer(400, "Invalid request body", "BadRequestException")
-
-
 def _proxy_response(result: InvocationResult) -> tuple[int, dict[str, str], bytes]:
     """Map a Lambda proxy result to (status, headers, body) as API Gateway does."""
     if result.timed_out:
-        raise _Answer(504, "Endpoint request timed out", "IntegrationTimeout")
+        raise ErrorAnswer(504, "Endpoint request timed out", "IntegrationTimeout")
     if result.throttled:
-        raise _Answer(429, "Too Many Requests", "ThrottlingException")
+        raise ErrorAnswer(429, "Too Many Requests", "ThrottlingException")
     payload = result.payload
     if result.failed or not isinstance(payload, dict) or not isinstance(payload.get("statusCode"), int):
-        raise _Answer(502, "Internal server error", "InternalServerErrorException")
+        raise ErrorAnswer(502, "Internal server error", "InternalServerErrorException")
     headers = {str(key): str(value) for key, value in (payload.get("headers") or {}).items()}
     for key, values in (payload.get("multiValueHeaders") or {}).items():
         headers[str(key)] = ", ".join(str(value) for value in values)
     headers.setdefault("Content-Type", "application/json")
     body = payload.get("body") or ""
     if not isinstance(body, str):
-        raise _Answer(502, "Internal server error", "InternalServerErrorException")
+        raise ErrorAnswer(502, "Internal server error", "InternalServerErrorException")
     data = base64.b64decode(body) if payload.get("isBase64Encoded") else body.encode()
     return payload["statusCode"], headers, data

@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from rehearsal.runtime.functions import FunctionNotFoundError, InvocationResult
+from rehearsal.runtime.functions import FunctionNotFoundError
+from rehearsal.runtime.invocation import InvocationResult
 
 Invoke = Callable[..., InvocationResult]
 LogSink = Callable[[dict[str, Any]], None]

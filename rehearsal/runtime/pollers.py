@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rehearsal.descriptions import BucketSource, QueueSource
 from rehearsal.metrics import MetricStore
-from rehearsal.provision import BucketSource, QueueSource
-from rehearsal.runtime.functions import InvocationResult
+from rehearsal.runtime.invocation import InvocationResult
 
 Invoke = Callable[[str, Any], InvocationResult]
 LogSink = Callable[[dict[str, Any]], None]

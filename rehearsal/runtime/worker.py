@@ -1,6 +1,6 @@
 """One Lambda execution environment: a process that loads a handler by its string and serves invocations.
 
-Started by `rehearsal.runtime.functions` as `python worker.py --handler pkg.module.fn --in-fd N
+Started by `rehearsal.runtime.invocation` as `python worker.py --handler pkg.module.fn --in-fd N
 --out-fd M` with the code folder as its working directory. Like Lambda's Python runtime it puts
 the code folder first on `sys.path` (the interpreter's site-packages stand in for the managed
 Powertools layer), imports the handler module once (the cold start), reports `ready`, then

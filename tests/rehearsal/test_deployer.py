@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from rehearsal.alarms import ALARM, OK, CompositeAlarmDefinition, UnsupportedAlarmError, parse_alarm_rule
-from rehearsal.deployer import LocalDeployer, _serving_version
+from rehearsal.deployer import LocalDeployer
 from rehearsal.deployment import DeployRequest
 from rehearsal.environments import ReleaseStore
 from rehearsal.errors import UserError
+from rehearsal.shift import serving_version
 from rehearsal.template import load_template
 from rehearsal.traffic import traffic_steps, weight_at
 
@@ -58,8 +59,8 @@ def test_traffic_steps_follow_the_deployment_configuration() -> None:
 
 
 def test_the_serving_version_is_the_heaviest() -> None:
-    assert _serving_version({"1": 0.9, "2": 0.1}) == "1"
-    assert _serving_version({"3": 1.0}) == "3"
+    assert serving_version({"1": 0.9, "2": 0.1}) == "1"
+    assert serving_version({"3": 1.0}) == "3"
 
 
 def test_a_release_cannot_be_staged_without_the_artifact_bucket(tmp_path: Path) -> None:
@@ -196,7 +197,7 @@ def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager])
     )
     shifted = local.deploy(_request(packager.package(faulty), "c3", "AllAtOnce"))
     assert shifted.succeeded, shifted.message
-    new = _serving_version(_routing(local))
+    new = serving_version(_routing(local))
     assert new != "1"
     log = io.StringIO()
     bake = local.evaluate_alarm_rule(

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rehearsal.descriptions import QueueSource
 from rehearsal.metrics import MetricKey, dimensions
-from rehearsal.provision import QueueSource
 from rehearsal.runtime.environment import LocalEnvironment
-from rehearsal.runtime.functions import InvocationResult
+from rehearsal.runtime.invocation import InvocationResult
 from rehearsal.runtime.pollers import failed_message_ids
 
 

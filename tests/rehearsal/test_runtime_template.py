@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from rehearsal.errors import UserError
-from rehearsal.provision import physical_name
+from rehearsal.resources import physical_name
 from rehearsal.runtime.environment import LocalEnvironment
 from rehearsal.template import (
     Resolver,
