@@ -9,6 +9,7 @@ with `CHECKS=` (see the Makefile's `check` target): `make test` runs those check
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -27,6 +28,7 @@ from tests.rehearsal.release_support import commit, run_git
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SCALE = 0.5  # real seconds per pipeline minute: 35 pipeline minutes of canaries and bakes in 17.5 s
+CANARY_STEP_MINUTES = 5  # staging's Canary10Percent5Minutes: the fault must be caught within this step
 ORDERS_LOGIC = "service/src/orders/logic/orders.py"
 SUBMIT_HANDLER = "service/src/orders/handlers/submit.py"
 NOT_FOUND = 'f"Order {order_id} does not exist"'
@@ -171,6 +173,10 @@ def test_a_faulty_release_is_rolled_back_during_the_staging_canary(releases: Rel
     assert "SubmitOrderErrorsAlarm" in json.dumps(summary) or "Api5xxAlarm" in json.dumps(summary)
     assert summary["environments"]["staging"]["commit"] == releases.good_commit
     assert summary["environments"]["production"]["commit"] == releases.good_commit
+    deploy_log = (releases.faulty.run_dir / "logs" / "Staging.Service_Deploy.log").read_text(encoding="utf-8")
+    rollback = re.search(r"is in ALARM after ([\d.]+) s", deploy_log)
+    assert rollback, deploy_log
+    assert float(rollback.group(1)) < CANARY_STEP_MINUTES * TIME_SCALE, deploy_log
     for environment in ("staging", "production"):
         created, not_found = _serving(releases.repo, environment)
         assert releases.marker in not_found
