@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from aws_cdk import Aws, pipelines
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+
+from pipeline.topics import email_topic
 
 
 class ReleaseApproval(Construct):
@@ -30,15 +30,12 @@ class ReleaseApproval(Construct):
         encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
+        self.topic = email_topic(
             self,
-            "Topic",
             display_name=f"{pipeline_name}: a release waits for approval",
-            master_key=encryption_key,
-            enforce_ssl=True,
+            emails=emails,
+            encryption_key=encryption_key,
         )
-        for email in emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
         self.step = pipelines.ManualApprovalStep(
             action_name, comment=comment, review_url=review_url, notification_topic=self.topic
         )

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codestarnotifications as notifications
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+
+from pipeline.topics import email_topic
 
 PIPELINE_EVENTS = (
     "codepipeline-pipeline-pipeline-execution-failed",
@@ -32,15 +32,9 @@ class PipelineNotifications(Construct):
         encryption_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
-            self,
-            "Topic",
-            display_name=f"{pipeline_name} releases",
-            master_key=encryption_key,
-            enforce_ssl=True,
+        self.topic = email_topic(
+            self, display_name=f"{pipeline_name} releases", emails=emails, encryption_key=encryption_key
         )
-        for email in emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
         self.rule = notifications.NotificationRule(
             self,
             "Rule",

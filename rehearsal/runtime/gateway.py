@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,6 +27,7 @@ from rehearsal.errors import UserError
 from rehearsal.metrics import MetricStore
 from rehearsal.runtime.invocation import InvocationResult
 from rehearsal.runtime.routes import ErrorAnswer, Route, routes_from_api, validate_request
+from rehearsal.runtime.serving import LoopbackServer
 from rehearsal.runtime.sigv4 import SignatureError, verify_request
 
 Invoke = Callable[[str, Any], InvocationResult]
@@ -54,8 +54,7 @@ class Gateway:
     log_sink: LogSink = field(default=lambda _record: None)
     routes: list[Route] = field(init=False, default_factory=list)
     problems: list[str] = field(init=False, default_factory=list)
-    _server: ThreadingHTTPServer | None = field(init=False, default=None)
-    _thread: threading.Thread | None = field(init=False, default=None)
+    _server: LoopbackServer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         for api in self.apis:
@@ -76,27 +75,18 @@ class Gateway:
 
         Handler.gateway = gateway
         try:
-            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+            self._server = LoopbackServer(Handler, port=self.port, name="gateway")
         except OSError as error:
             raise UserError(
                 f"port {self.port} is in use ({error.strerror}): stop it or pick another with PORT=",
             ) from error
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="gateway", daemon=True
-        )
-        self._thread.start()
+        self.port = self._server.port
 
     def stop(self) -> None:
         """Stop serving and free the port."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:

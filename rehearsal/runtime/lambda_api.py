@@ -15,12 +15,13 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from rehearsal.runtime.functions import FunctionNotFoundError
 from rehearsal.runtime.invocation import InvocationResult
+from rehearsal.runtime.serving import LoopbackServer
 
 Invoke = Callable[..., InvocationResult]
 LogSink = Callable[[dict[str, Any]], None]
@@ -43,14 +44,13 @@ class ControlPlane:
     log_sink: LogSink = field(default=lambda _record: None)
     hook_statuses: dict[str, HookStatus] = field(default_factory=dict)
     _changed: threading.Condition = field(default_factory=threading.Condition)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _server: LoopbackServer | None = None
 
     @property
     def endpoint_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the control plane is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     def environ(self) -> dict[str, str]:
         """Service-specific endpoint variables for workers."""
@@ -66,24 +66,12 @@ class ControlPlane:
             pass
 
         Handler.plane = plane
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="control-plane",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler, port=0, name="control-plane")
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def record_hook_status(self, status: HookStatus) -> None:
         with self._changed:
