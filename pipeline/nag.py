@@ -17,7 +17,7 @@ from aws_cdk import aws_sns as sns
 from constructs import IConstruct
 
 from pipeline.bootstrap_roles import partition_of
-from pipeline.test_access import test_statements
+from pipeline.post_deploy_access import post_deploy_statements
 
 if TYPE_CHECKING:
     from pipeline.pipeline_stack import PipelineStack
@@ -86,19 +86,18 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     read = KMS_READ_WRITE + S3_READ + objects
 
     _iam5(stack.code_pipeline.role, read_write)
-    source_action = stack.code_pipeline.stages[0].actions[0].action_properties.action_name
-    _iam5(stack.action_role("Source", source_action), read_write)
+    _iam5(stack.source_action_role, read_write)
     build_project = stack.build.project
     _iam5(build_project.role if build_project else None, read_write + _project_findings(build_project))
     for environment in stack.config.environments:
         project = stack.test_steps[environment.name].project
         service_resources = tuple(
             (f"Resource::{arn}", _API if ":execute-api:" in arn else _TEST_RESOURCES)
-            for statement in test_statements(environment)
+            for statement in post_deploy_statements(environment)
             for arn in statement.resources
         )
         _iam5(project.role if project else None, read + _project_findings(project) + service_resources)
-    _iam5(stack.action_role("Approval", "Release"), (KMS_READ_WRITE[0],))
+    _iam5(stack.approval_action_role, (KMS_READ_WRITE[0],))
 
     acknowledge(
         stack.artifacts.bucket,

@@ -17,9 +17,9 @@ from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles
 from pipeline.buildspec_step import BuildspecStep
 from pipeline.config import EnvironmentConfig, PipelineConfig
 from pipeline.notifications import PipelineNotifications
+from pipeline.post_deploy_access import STACK_OUTPUT_VARIABLES, post_deploy_statements
 from pipeline.sam_deploy_step import SamDeployStep
 from pipeline.self_mutation_step import UpdatePipelineStep
-from pipeline.test_access import TEST_OUTPUT_VARIABLES, test_statements
 
 # Stage names: the docs, the tests and the offline rehearsal use these words.
 BUILD_STAGE = "Build"
@@ -133,10 +133,11 @@ class PipelineStack(Stack):
             encryption_key=self.artifacts.key,
             inputs=[self.source.primary_output],  # type: ignore[list-item]
             environment_variables={
-                variable: deploy.output_variable(output) for output, variable in TEST_OUTPUT_VARIABLES.items()
+                variable: deploy.output_variable(output)
+                for output, variable in STACK_OUTPUT_VARIABLES.items()
             },
             timeout_minutes=20,
-            policy_statements=test_statements(environment),
+            policy_statements=post_deploy_statements(environment),
         )
         step.add_step_dependency(deploy)
         return step
@@ -184,10 +185,12 @@ class PipelineStack(Stack):
                 ],
             ),
         )
-        # CDK grants only the old service prefix; connections created since 2024 need both.
-        self.action_role(
+        self.source_action_role = self.action_role(
             source_stage.stage_name, source_action.action_properties.action_name
-        ).add_to_principal_policy(
+        )
+        self.approval_action_role = self.action_role(APPROVAL_STAGE, APPROVAL_ACTION)
+        # CDK grants only the old service prefix; connections created since 2024 need both.
+        self.source_action_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="UseCodeConnection",
                 actions=["codeconnections:UseConnection"],

@@ -1,7 +1,7 @@
 """The synthesized release pipeline: stage order, actions, buildspecs, security and cdk-nag.
 
-The app is synthesized once per session (with cdk-nag attached, as `make synth` does); the tests
-read the template it wrote.
+The app is synthesized once per session from the fixture context (tests/infra/conftest.py), with
+cdk-nag attached as `make synth` does; the tests read the template it wrote.
 """
 
 from __future__ import annotations
@@ -15,44 +15,20 @@ import yaml
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
 
-from pipeline.app import STACK_ID, build_app
+from pipeline.app import STACK_ID
 from pipeline.buildspec_step import BUILDSPEC_DIR
+from tests.infra.conftest import (
+    FIXTURE_CONTEXT,
+    PIPELINE_ACCOUNT,
+    PRODUCTION_ACCOUNT,
+    REGION,
+    ROOT,
+    STAGING_ACCOUNT,
+    Synthesized,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 STAGES = ["Source", "Build", "UpdatePipeline", "Staging", "Approval", "Production"]
-
-
-@pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app = build_app({**CONTEXT, "aws:cdk:disable-stack-trace": True}, outdir=str(outdir))
-    app.synth()  # cdk-nag findings would make this raise
-    pytest.app = app  # type: ignore[attr-defined]
-    return outdir
-
-
-@pytest.fixture(scope="session")
-def app(cdk_out: Path) -> App:
-    return pytest.app  # type: ignore[attr-defined,no-any-return]
-
-
-@pytest.fixture(scope="session")
-def template_json(cdk_out: Path) -> dict[str, Any]:
-    return json.loads((cdk_out / f"{STACK_ID}.template.json").read_text())  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="session")
-def template(template_json: dict[str, Any]) -> Template:
-    return Template.from_json(template_json)
-
-
-@pytest.fixture(scope="session")
-def stages(template_json: dict[str, Any]) -> list[dict[str, Any]]:
-    (pipeline,) = [
-        r for r in template_json["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"
-    ]
-    return pipeline["Properties"]["Stages"]  # type: ignore[no-any-return]
+SERVICE = FIXTURE_CONTEXT["serviceName"]
 
 
 def _stage(stages: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -117,7 +93,7 @@ def test_pipeline_is_v2_with_explicit_execution_mode_and_branch_push_trigger(tem
         "AWS::CodePipeline::Pipeline",
         {
             "PipelineType": "V2",
-            "ExecutionMode": "SUPERSEDED",
+            "ExecutionMode": FIXTURE_CONTEXT["executionMode"],
             "Triggers": [
                 {
                     "ProviderType": "CodeStarSourceConnection",
@@ -125,8 +101,8 @@ def test_pipeline_is_v2_with_explicit_execution_mode_and_branch_push_trigger(tem
                         "SourceActionName": Match.any_value(),
                         "Push": [
                             {
-                                "Branches": {"Includes": ["main"]},
-                                "FilePaths": {"Excludes": ["docs/**", "**/*.md"]},
+                                "Branches": {"Includes": [FIXTURE_CONTEXT["branch"]]},
+                                "FilePaths": {"Excludes": FIXTURE_CONTEXT["triggerFilePathsExcluded"]},
                             }
                         ],
                     },
@@ -138,9 +114,9 @@ def test_pipeline_is_v2_with_explicit_execution_mode_and_branch_push_trigger(tem
 
 def test_source_reads_the_configured_repository_and_branch(stages: list[dict[str, Any]]) -> None:
     (action,) = _stage(stages, "Source")["Actions"]
-    assert action["Configuration"]["FullRepositoryId"] == CONTEXT["repository"]
-    assert action["Configuration"]["BranchName"] == CONTEXT["branch"]
-    assert action["Configuration"]["ConnectionArn"] == CONTEXT["connectionArn"]
+    assert action["Configuration"]["FullRepositoryId"] == FIXTURE_CONTEXT["repository"]
+    assert action["Configuration"]["BranchName"] == FIXTURE_CONTEXT["branch"]
+    assert action["Configuration"]["ConnectionArn"] == FIXTURE_CONTEXT["connectionArn"]
 
 
 def test_source_role_may_use_the_connection_under_both_service_prefixes(
@@ -149,7 +125,7 @@ def test_source_role_may_use_the_connection_under_both_service_prefixes(
     granted = {
         action
         for _, s in _statements(template_json)
-        if CONTEXT["connectionArn"] in _as_list(s["Resource"])
+        if FIXTURE_CONTEXT["connectionArn"] in _as_list(s["Resource"])
         for action in _as_list(s["Action"])
     }
     assert {"codestar-connections:UseConnection", "codeconnections:UseConnection"} <= granted
@@ -188,10 +164,10 @@ def test_build_outputs_are_the_buildspecs_secondary_artifacts(stages: list[dict[
 
 def test_build_publishes_test_and_coverage_report_groups(template: Template) -> None:
     template.has_resource_properties(
-        "AWS::CodeBuild::ReportGroup", {"Name": "orders-build-tests", "Type": "TEST"}
+        "AWS::CodeBuild::ReportGroup", {"Name": f"{SERVICE}-build-tests", "Type": "TEST"}
     )
     template.has_resource_properties(
-        "AWS::CodeBuild::ReportGroup", {"Name": "orders-build-coverage", "Type": "CODE_COVERAGE"}
+        "AWS::CodeBuild::ReportGroup", {"Name": f"{SERVICE}-build-coverage", "Type": "CODE_COVERAGE"}
     )
     reports = yaml.safe_load((BUILDSPEC_DIR / "build.yml").read_text())["reports"]
     assert {name: r["file-format"] for name, r in reports.items()} == {
@@ -234,8 +210,8 @@ def test_staging_and_production_deploy_the_same_packaged_template_artifact(
 @pytest.mark.parametrize(
     ("stage", "environment", "canary"),
     [
-        ("Staging", "staging", "Canary10Percent5Minutes"),
-        ("Production", "production", "Canary10Percent10Minutes"),
+        ("Staging", "staging", FIXTURE_CONTEXT["stagingCanaryType"]),
+        ("Production", "production", FIXTURE_CONTEXT["productionCanaryType"]),
     ],
 )
 def test_deploy_passes_environment_parameters_and_capabilities(
@@ -250,7 +226,7 @@ def test_deploy_passes_environment_parameters_and_capabilities(
     assert (
         prepare["Configuration"]["StackName"]
         == execute["Configuration"]["StackName"]
-        == f"orders-{environment}"
+        == f"{SERVICE}-{environment}"
     )
     assert execute["Configuration"]["ActionMode"] == "CHANGE_SET_EXECUTE"
     assert execute["Configuration"]["ChangeSetName"] == prepare["Configuration"]["ChangeSetName"]
@@ -258,12 +234,25 @@ def test_deploy_passes_environment_parameters_and_capabilities(
 
 def test_deploys_assume_the_target_accounts_bootstrap_roles(stages: list[dict[str, Any]]) -> None:
     for stage, account in (
-        ("Staging", CONTEXT["stagingAccount"]),
-        ("Production", CONTEXT["productionAccount"]),
+        ("Staging", FIXTURE_CONTEXT["stagingAccount"]),
+        ("Production", FIXTURE_CONTEXT["productionAccount"]),
     ):
         prepare, _ = _deploy_actions(stages, stage)
         assert account in json.dumps(prepare["RoleArn"])
-        assert f"cdk-hnb659fds-cfn-exec-role-{account}" in json.dumps(prepare["Configuration"]["RoleArn"])
+        qualifier = FIXTURE_CONTEXT["bootstrapQualifier"]
+        assert f"cdk-{qualifier}-cfn-exec-role-{account}" in json.dumps(prepare["Configuration"]["RoleArn"])
+
+
+def test_single_account_topology_deploys_with_the_pipeline_accounts_own_roles(
+    single_account: Synthesized,
+) -> None:
+    qualifier = FIXTURE_CONTEXT["bootstrapQualifier"]
+    for stage in ("Staging", "Production"):
+        prepare, _ = _deploy_actions(single_account.stages, stage)
+        assert f"cdk-{qualifier}-cfn-exec-role-{PIPELINE_ACCOUNT}" in json.dumps(prepare["Configuration"])
+    rendered = json.dumps(single_account.template_json)
+    assert STAGING_ACCOUNT not in rendered
+    assert PRODUCTION_ACCOUNT not in rendered
 
 
 @pytest.mark.parametrize(
@@ -283,7 +272,7 @@ def test_tests_after_a_deploy_receive_that_stacks_outputs(
 
 def test_test_builds_may_sign_requests_to_their_environments_api(template_json: dict[str, Any]) -> None:
     invoke = [s for _, s in _statements(template_json) if s.get("Sid") == "InvokeServiceApi"]
-    accounts = {CONTEXT["stagingAccount"], CONTEXT["productionAccount"]}
+    accounts = {FIXTURE_CONTEXT["stagingAccount"], FIXTURE_CONTEXT["productionAccount"]}
     assert len(invoke) == 2
     assert {a for s in invoke for a in accounts if a in json.dumps(s["Resource"])} == accounts
     assert all(s["Action"] == "execute-api:Invoke" for s in invoke)
@@ -292,13 +281,16 @@ def test_test_builds_may_sign_requests_to_their_environments_api(template_json: 
 def test_self_mutation_updates_this_stack_from_the_build_output(stages: list[dict[str, Any]]) -> None:
     (action,) = _stage(stages, "UpdatePipeline")["Actions"]
     assert action["Configuration"]["ActionMode"] == "CREATE_UPDATE"
-    assert action["Configuration"]["StackName"] == "orders-pipeline"
+    assert action["Configuration"]["StackName"] == f"{SERVICE}-pipeline"
     assert action["Configuration"]["TemplatePath"] == f"Build_CloudAssembly::{STACK_ID}.template.json"
 
 
 @pytest.mark.parametrize(
     ("stage", "alarm", "minutes"),
-    [("Staging", "orders-staging-bake", "5"), ("Production", "orders-production-bake", "15")],
+    [
+        ("Staging", f"{SERVICE}-staging-bake", str(FIXTURE_CONTEXT["stagingBakeMinutes"])),
+        ("Production", f"{SERVICE}-production-bake", str(FIXTURE_CONTEXT["productionBakeMinutes"])),
+    ],
 )
 def test_stage_bakes_on_its_alarm_and_rolls_back_on_alarm(
     stages: list[dict[str, Any]], stage: str, alarm: str, minutes: str
@@ -317,14 +309,14 @@ def test_approval_notifies_release_managers_with_a_review_url_and_comment(
     template: Template, stages: list[dict[str, Any]]
 ) -> None:
     (action,) = _stage(stages, "Approval")["Actions"]
-    assert action["Configuration"]["ExternalEntityLink"] == CONTEXT["reviewUrl"]
+    assert action["Configuration"]["ExternalEntityLink"] == FIXTURE_CONTEXT["reviewUrl"]
     assert action["Configuration"]["CustomData"]
     assert "Ref" in action["Configuration"]["NotificationArn"]
     template.has_resource_properties(
         "AWS::SNS::Subscription",
         {
             "Protocol": "email",
-            "Endpoint": "release-managers@example.com",
+            "Endpoint": FIXTURE_CONTEXT["releaseManagerEmails"][0],
             "TopicArn": action["Configuration"]["NotificationArn"],
         },
     )
@@ -338,11 +330,11 @@ def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]
     ]
     assert len(approving) == 1
     logical_id, statement = approving[0]
-    assert statement["Resource"]["Fn::Join"][1][-1].endswith(":orders-release/Approval/Release")
+    assert statement["Resource"]["Fn::Join"][1][-1].endswith(f":{SERVICE}-release/Approval/Release")
     policy = template_json["Resources"][logical_id]["Properties"]
     (role,) = policy["Roles"]
     trust = template_json["Resources"][role["Ref"]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert [s["Principal"]["AWS"] for s in trust] == CONTEXT["approverPrincipals"]
+    assert [s["Principal"]["AWS"] for s in trust] == FIXTURE_CONTEXT["approverPrincipals"]
 
 
 def test_notification_rule_reports_failures_successes_and_pending_approvals(template: Template) -> None:
@@ -441,7 +433,7 @@ def test_cfn_lint_finds_no_errors(cdk_out: Path) -> None:
     )
     matches = lint_file(
         cdk_out / f"{STACK_ID}.template.json",
-        config=ManualArgs(regions=["eu-west-1"], ignore_checks=config.get("ignore_checks", [])),
+        config=ManualArgs(regions=[REGION], ignore_checks=config.get("ignore_checks", [])),
     )
     errors = [str(m) for m in matches if m.rule.id.startswith("E")]
     assert errors == []

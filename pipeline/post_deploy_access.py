@@ -8,7 +8,7 @@ from pipeline.bootstrap_roles import partition_of
 from pipeline.config import EnvironmentConfig
 
 # Stack outputs the integration tests read (tests/integration/conftest.py), as build variables.
-TEST_OUTPUT_VARIABLES = {
+STACK_OUTPUT_VARIABLES = {
     "ApiUrl": "BASE_URL",
     "OrdersQueueUrl": "ORDERS_QUEUE_URL",
     "OrdersDeadLetterQueueUrl": "ORDERS_DEAD_LETTER_QUEUE_URL",
@@ -16,7 +16,7 @@ TEST_OUTPUT_VARIABLES = {
 }
 
 
-def test_statements(environment: EnvironmentConfig) -> list[iam.PolicyStatement]:
+def post_deploy_statements(environment: EnvironmentConfig) -> list[iam.PolicyStatement]:
     """SigV4-signed API calls, plus what the poison-message and nothing-written checks touch.
 
     Scoped to the environment's stack by name prefix: the service stack creates the API id,
