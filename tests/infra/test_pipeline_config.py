@@ -196,57 +196,9 @@ def test_preflight_with_credentials_names_the_account(capsys: pytest.CaptureFixt
     assert "Using AWS account 123456789012" in capsys.readouterr().out
 
 
-def test_execution_policy_is_scoped_to_named_services_and_the_services_roles() -> None:
-    statements = bootstrap.execution_policy("orders")["Statement"]
-    actions = [a for s in statements for a in s["Action"]]
-    assert "*" not in actions
-    (roles,) = [s for s in statements if s["Sid"] == "ManageServiceRoles"]
-    assert roles["Resource"] == ["arn:aws:iam::*:role/orders-*", "arn:aws:iam::*:policy/orders-*"]
-
-
-def test_bootstrap_trusts_the_pipeline_account_with_the_scoped_policy() -> None:
-    config = _config(**EXAMPLE_VALUES)
-    command = bootstrap.bootstrap_command(
-        account="222222222222",
-        region="eu-west-1",
-        config=config,
-        policy_arn="arn:aws:iam::222222222222:policy/p",
-    )
-    assert command[:3] == ["cdk", "bootstrap", "aws://222222222222/eu-west-1"]
-    assert command[command.index("--trust") + 1] == "111111111111"
-    assert (
-        command[command.index("--cloudformation-execution-policies") + 1]
-        == "arn:aws:iam::222222222222:policy/p"
-    )
-
-
-@mock_aws
-def test_execution_policy_is_created_then_versioned() -> None:
-    first = bootstrap.ensure_policy("orders", "123456789012")
-    second = bootstrap.ensure_policy("orders", "123456789012")
-    assert first == second == "arn:aws:iam::123456789012:policy/orders-cfn-execution"
-
-
 def test_bootstrap_refuses_the_shipped_example_values(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(bootstrap, "load_config", lambda: _config(**EXAMPLE_VALUES))
     assert bootstrap.main() == 2
     assert "still holds the shipped example value" in capsys.readouterr().err
-
-
-@mock_aws
-def test_bootstrap_runs_cdk_only_for_the_signed_in_account(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = _config(
-        pipelineAccount="123456789012",
-        stagingAccount="123456789012",
-        productionAccount="210987654321",
-    )
-    calls: list[list[str]] = []
-    monkeypatch.setattr(bootstrap, "load_config", lambda: config)
-    monkeypatch.setattr(bootstrap.subprocess, "run", lambda command, check: calls.append(command))
-    assert bootstrap.main() == 0
-    assert [c[2] for c in calls] == [f"aws://123456789012/{FIXTURE_CONTEXT['pipelineRegion']}"]
-    assert "account 210987654321: sign in to it" in capsys.readouterr().out
