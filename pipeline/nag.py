@@ -17,7 +17,7 @@ from aws_cdk import aws_sns as sns
 from constructs import IConstruct
 
 from pipeline.bootstrap_roles import partition_of
-from pipeline.post_deploy_access import post_deploy_statements
+from pipeline.cross_account import assume_test_role_statement
 
 if TYPE_CHECKING:
     from pipeline.pipeline_stack import PipelineStack
@@ -27,13 +27,9 @@ _S3 = "CDK's grant on this stack's own artifact bucket; the wildcard covers that
 _OBJECTS = "objects in this stack's own artifact bucket; keys are generated per pipeline execution"
 _LOGS = "the CodeBuild project's own log group; CodeBuild names one log stream per build"
 _REPORTS = "CodeBuild's default grant on the project's own report groups (<project>-*)"
-_API = (
-    "execute-api:Invoke only, in the environment's account and region: the API id is created by "
-    "the service stack at deploy time, after this policy exists"
-)
-_TEST_RESOURCES = (
-    "the environment's own queues and table, by the service stack's name prefix: CloudFormation "
-    "generates the rest of their names at deploy time"
+_TEST_ROLE = (
+    "sts:AssumeRole on the environment's TestRole only: CloudFormation generates the end of its name "
+    "(<stack>-TestRole-<id>) at deploy time, after this policy exists"
 )
 
 KMS_READ_WRITE = (("Action::kms:GenerateDataKey*", _KMS), ("Action::kms:ReEncrypt*", _KMS))
@@ -92,9 +88,7 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     for environment in stack.config.environments:
         project = stack.test_steps[environment.name].project
         service_resources = tuple(
-            (f"Resource::{arn}", _API if ":execute-api:" in arn else _TEST_RESOURCES)
-            for statement in post_deploy_statements(environment)
-            for arn in statement.resources
+            (f"Resource::{arn}", _TEST_ROLE) for arn in assume_test_role_statement(environment).resources
         )
         _iam5(project.role if project else None, read + _project_findings(project) + service_resources)
     _iam5(stack.approval_action_role, (KMS_READ_WRITE[0],))

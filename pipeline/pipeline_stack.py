@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import Environment, Stack, pipelines
+from aws_cdk import Environment, RemovalPolicy, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -14,10 +14,17 @@ from pipeline.approval import ReleaseApproval
 from pipeline.artifacts import ArtifactStore
 from pipeline.bake import add_bake
 from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles
+from pipeline.boundary import apply_permissions_boundary
 from pipeline.buildspec_step import BuildspecStep
 from pipeline.config import EnvironmentConfig, PipelineConfig
+from pipeline.cross_account import (
+    TEST_ROLE_OUTPUT,
+    TEST_ROLE_VARIABLE,
+    access_parameters,
+    assume_test_role_statement,
+)
 from pipeline.notifications import PipelineNotifications
-from pipeline.post_deploy_access import STACK_OUTPUT_VARIABLES, post_deploy_statements
+from pipeline.post_deploy_access import STACK_OUTPUT_VARIABLES
 from pipeline.sam_deploy_step import SamDeployStep
 from pipeline.self_mutation_step import UpdatePipelineStep
 
@@ -84,6 +91,7 @@ class PipelineStack(Stack):
         self._add_waves()
         self.cdk_pipeline.build_pipeline()
         self._finish_built_pipeline()
+        apply_permissions_boundary(self, service_name=config.service_name)
 
     # ------------------------------------------------------------------ steps
 
@@ -118,7 +126,15 @@ class PipelineStack(Stack):
             stack_name=environment.stack_name,
             account=environment.account,
             region=environment.region,
-            parameters={"Environment": environment.name, "DeploymentType": environment.canary_type},
+            parameters={
+                "Environment": environment.name,
+                "DeploymentType": environment.canary_type,
+                **access_parameters(
+                    environment,
+                    service_name=self.config.service_name,
+                    test_step=lambda: self.test_steps[environment.name],
+                ),
+            },
             roles=self._roles_for(account=environment.account, region=environment.region),
             variables_namespace=f"{environment.name.capitalize()}Stack",
         )
@@ -133,11 +149,15 @@ class PipelineStack(Stack):
             encryption_key=self.artifacts.key,
             inputs=[self.source.primary_output],  # type: ignore[list-item]
             environment_variables={
-                variable: deploy.output_variable(output)
-                for output, variable in STACK_OUTPUT_VARIABLES.items()
+                **{
+                    variable: deploy.output_variable(output)
+                    for output, variable in STACK_OUTPUT_VARIABLES.items()
+                },
+                TEST_ROLE_VARIABLE: deploy.output_variable(TEST_ROLE_OUTPUT),
             },
             timeout_minutes=20,
-            policy_statements=post_deploy_statements(environment),
+            # The build reaches the environment only through its TestRole (ADR 0017).
+            policy_statements=[assume_test_role_statement(environment)],
         )
         step.add_step_dependency(deploy)
         return step
@@ -236,6 +256,8 @@ class PipelineStack(Stack):
                 f"{report.capitalize()}Reports",
                 report_group_name=f"{project_name}-{report}",
                 type=group_type,
+                # A fixed name: a first create that rolls back must not leave it behind (ADR 0016).
+                removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
             )
             group.grant_write(project)
 

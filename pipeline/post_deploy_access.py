@@ -1,11 +1,6 @@
-"""What the post-deploy test builds get: the stack outputs as variables, and the access they need."""
+"""The stack outputs post-deploy test builds get as variables (their access: pipeline/cross_account.py)."""
 
 from __future__ import annotations
-
-from aws_cdk import aws_iam as iam
-
-from pipeline.bootstrap_roles import partition_of
-from pipeline.config import EnvironmentConfig
 
 # Stack outputs the integration tests read (tests/integration/conftest.py), as build variables.
 STACK_OUTPUT_VARIABLES = {
@@ -14,30 +9,3 @@ STACK_OUTPUT_VARIABLES = {
     "OrdersDeadLetterQueueUrl": "ORDERS_DEAD_LETTER_QUEUE_URL",
     "OrdersTableName": "ORDERS_TABLE_NAME",
 }
-
-
-def post_deploy_statements(environment: EnvironmentConfig) -> list[iam.PolicyStatement]:
-    """SigV4-signed API calls, plus what the poison-message and nothing-written checks touch.
-
-    Scoped to the environment's stack by name prefix: the service stack creates the API id,
-    queue and table names. In another account these also need resource policies there.
-    """
-    partition, region, account = partition_of(environment.region), environment.region, environment.account
-    prefix = environment.stack_name
-    return [
-        iam.PolicyStatement(
-            sid="InvokeServiceApi",
-            actions=["execute-api:Invoke"],
-            resources=[f"arn:{partition}:execute-api:{region}:{account}:*"],
-        ),
-        iam.PolicyStatement(
-            sid="SendPoisonAndReadDeadLetters",
-            actions=["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:GetQueueAttributes"],
-            resources=[f"arn:{partition}:sqs:{region}:{account}:{prefix}-*"],
-        ),
-        iam.PolicyStatement(
-            sid="CheckNothingWritten",
-            actions=["dynamodb:Scan", "dynamodb:GetItem"],
-            resources=[f"arn:{partition}:dynamodb:{region}:{account}:table/{prefix}-*"],
-        ),
-    ]
