@@ -7,9 +7,26 @@ from collections.abc import Sequence
 from aws_cdk import Aws, pipelines
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipeline.topics import email_topic
+
+
+class ReviewedApprovalStep(pipelines.ManualApprovalStep):
+    """A manual approval whose review URL may name variables of earlier actions (the commit id).
+
+    CDK Pipelines gives an action a variables namespace only when a step says it reads that
+    action's outputs; ManualApprovalStep does not look into its review URL, so this step does.
+    """
+
+    def __init__(
+        self, step_id: str, *, comment: str, review_url: str, notification_topic: sns.ITopic
+    ) -> None:
+        super().__init__(
+            step_id, comment=comment, review_url=review_url, notification_topic=notification_topic
+        )
+        self._discover_referenced_outputs(review_url)
 
 
 class ReleaseApproval(Construct):
@@ -36,7 +53,7 @@ class ReleaseApproval(Construct):
             emails=emails,
             encryption_key=encryption_key,
         )
-        self.step = pipelines.ManualApprovalStep(
+        self.step = ReviewedApprovalStep(
             action_name, comment=comment, review_url=review_url, notification_topic=self.topic
         )
         self.role = self._build_release_manager_role(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import Environment, RemovalPolicy, Stack, pipelines
+from aws_cdk import DefaultStackSynthesizer, Environment, RemovalPolicy, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -50,6 +50,9 @@ class PipelineStack(Stack):
             stack_name=config.stack_name,
             env=Environment(account=config.pipeline_account, region=config.pipeline_region),
             description=f"Release pipeline of the {config.service_name} service (pipeline/)",
+            # The qualifier names the bootstrap roles, bucket and version parameter the stack uses;
+            # without it here the synthesizer keeps CDK's default one (see ADR 0010).
+            synthesizer=DefaultStackSynthesizer(qualifier=config.bootstrap_qualifier),
         )
         self.config = config
         self._roles: dict[str, BootstrapRoles] = {}
@@ -61,7 +64,9 @@ class PipelineStack(Stack):
             pipeline_type=codepipeline.PipelineType.V2,
             execution_mode=codepipeline.ExecutionMode[config.execution_mode.value],
             artifact_bucket=self.artifacts.bucket,
-            restart_execution_on_update=False,
+            # Self-mutation updates this pipeline; CodePipeline cancels the execution in flight then,
+            # so restart it with the commit that changed the pipeline, as CDK Pipelines does (ADR 0010).
+            restart_execution_on_update=True,
         )
         self.source = pipelines.CodePipelineSource.connection(
             config.repository, config.branch, connection_arn=config.connection_arn
@@ -83,7 +88,7 @@ class PipelineStack(Stack):
             action_name=APPROVAL_ACTION,
             emails=config.release_manager_emails,
             approver_principals=config.approver_principals,
-            review_url=config.review_url,
+            review_url=config.review_url_for(self.source.source_attribute("CommitId")),
             comment=f"Staging passed its integration tests and bake. Approve to release to production "
             f"({config.production.stack_name}, {config.production.canary_type}).",
             encryption_key=self.artifacts.key,

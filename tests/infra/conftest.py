@@ -55,7 +55,7 @@ FIXTURE_CONTEXT: dict[str, Any] = {
     "bakeAlarmName": "{stackName}-bake",
     "executionMode": "QUEUED",
     "triggerFilePathsExcluded": ["docs/**"],
-    "reviewUrl": "https://github.com/acme-corp/payments-service/commits/release",
+    "reviewUrl": "https://gitlab.acme.test/acme-corp/payments-service/-/commit/{commitId}",
     "bootstrapQualifier": "acme2026",
     **FEATURE_FLAGS,
 }

@@ -257,6 +257,16 @@ def test_single_account_topology_deploys_with_the_pipeline_accounts_own_roles(
     assert PRODUCTION_ACCOUNT not in rendered
 
 
+def test_a_custom_bootstrap_qualifier_leaves_no_default_qualifier_anywhere_in_cdk_out(cdk_out: Path) -> None:
+    assert FIXTURE_CONTEXT["bootstrapQualifier"] != "hnb659fds"
+    files = [path for path in cdk_out.rglob("*") if path.is_file()]
+    assert files
+    assert [path.name for path in files if "hnb659fds" in path.read_text(errors="replace")] == []
+    template = json.loads((cdk_out / f"{STACK_ID}.template.json").read_text())
+    version = template["Parameters"]["BootstrapVersion"]["Default"]
+    assert version == f"/cdk-bootstrap/{FIXTURE_CONTEXT['bootstrapQualifier']}/version"
+
+
 @pytest.mark.parametrize(
     ("stage", "namespace"), [("Staging", "StagingStack"), ("Production", "ProductionStack")]
 )
@@ -303,7 +313,6 @@ def test_approval_notifies_release_managers_with_a_review_url_and_comment(
     template: Template, stages: list[dict[str, Any]]
 ) -> None:
     (action,) = _stage(stages, "Approval")["Actions"]
-    assert action["Configuration"]["ExternalEntityLink"] == FIXTURE_CONTEXT["reviewUrl"]
     assert action["Configuration"]["CustomData"]
     assert "Ref" in action["Configuration"]["NotificationArn"]
     template.has_resource_properties(
@@ -314,6 +323,20 @@ def test_approval_notifies_release_managers_with_a_review_url_and_comment(
             "TopicArn": action["Configuration"]["NotificationArn"],
         },
     )
+
+
+def test_review_url_names_the_commit_being_approved(stages: list[dict[str, Any]]) -> None:
+    (source,) = _stage(stages, "Source")["Actions"]
+    (approval,) = _stage(stages, "Approval")["Actions"]
+    commit = f"#{{{source['Namespace']}.CommitId}}"
+    expected = FIXTURE_CONTEXT["reviewUrl"].replace("{commitId}", commit)
+    assert approval["Configuration"]["ExternalEntityLink"] == expected
+
+
+def test_a_self_mutation_restarts_the_release_with_the_commit_that_changed_the_pipeline(
+    template: Template,
+) -> None:
+    template.has_resource_properties("AWS::CodePipeline::Pipeline", {"RestartExecutionOnUpdate": True})
 
 
 def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]) -> None:
@@ -331,7 +354,9 @@ def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]
     assert [s["Principal"]["AWS"] for s in trust] == FIXTURE_CONTEXT["approverPrincipals"]
 
 
-def test_notification_rule_reports_failures_successes_and_pending_approvals(template: Template) -> None:
+def test_notification_rule_reports_failed_succeeded_cancelled_superseded_and_pending_releases(
+    template: Template,
+) -> None:
     template.has_resource_properties(
         "AWS::CodeStarNotifications::NotificationRule",
         {
@@ -339,6 +364,8 @@ def test_notification_rule_reports_failures_successes_and_pending_approvals(temp
                 [
                     "codepipeline-pipeline-pipeline-execution-failed",
                     "codepipeline-pipeline-pipeline-execution-succeeded",
+                    "codepipeline-pipeline-pipeline-execution-canceled",
+                    "codepipeline-pipeline-pipeline-execution-superseded",
                     "codepipeline-pipeline-manual-approval-needed",
                 ]
             ),

@@ -94,6 +94,12 @@ def test_defaults_fill_optional_keys() -> None:
         ("executionMode", "PARALLEL", "executionMode='PARALLEL' is not valid: use SUPERSEDED or QUEUED"),
         ("productionRegion", "us-east-1", "productionRegion is us-east-1 but pipelineRegion is eu-central-1"),
         ("productionBakeMinutes", "soon", "productionBakeMinutes='soon' is not valid"),
+        (
+            "reviewUrl",
+            "https://github.com/acme-corp/payments-service/commits/release",
+            "reviewUrl='https://github.com/acme-corp/payments-service/commits/release' is not valid: "
+            "set it to an https:// URL naming the commit with {commitId}",
+        ),
         ("triggerFilePathsExcluded", 3, "triggerFilePathsExcluded=3 is not valid"),
         ("serviceName", None, "serviceName is not set: add it to the context in cdk.json"),
     ],
