@@ -2,7 +2,8 @@
 
 With `--base-url` (the staging API in the pipeline) the queue URLs come from the environment
 (`ORDERS_QUEUE_URL`, `ORDERS_DEAD_LETTER_QUEUE_URL`, `ORDERS_TABLE_NAME`) or from a JSON outputs
-file named by `REHEARSAL_OUTPUTS`, and credentials from the default AWS chain. Without it, the
+file named by `REHEARSAL_OUTPUTS`, and credentials from the default AWS chain; with `TEST_ROLE_ARN`
+(the stack's TestRole, which may be in another account) the tests run as that role. Without it, the
 service is started offline from `service/template.yaml` for the session and stopped afterwards.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,11 +66,39 @@ def _remote_outputs() -> dict[str, str]:
     return {output: os.environ[variable] for output, variable in names.items() if variable in os.environ}
 
 
+def session_for_tests(base: boto3.session.Session, environ: Mapping[str, str]) -> boto3.session.Session:
+    """The session the tests run as: the environment's TestRole when `TEST_ROLE_ARN` names one.
+
+    Offline (`AWS_ENDPOINT_URL` points at the local cloud) IAM is not enforced and the local gateway
+    knows only the rehearsal's own credentials, so the role is not assumed there; the log says so.
+    """
+    role_arn = environ.get("TEST_ROLE_ARN", "")
+    if not role_arn:
+        return base
+    if environ.get("AWS_ENDPOINT_URL"):
+        warnings.warn(
+            f"TEST_ROLE_ARN {role_arn} not assumed: AWS_ENDPOINT_URL is a local cloud, "
+            "where IAM is not enforced",
+            stacklevel=2,
+        )
+        return base
+    # Role chaining caps a session at one hour (IAM User Guide); a test run stays well under it.
+    credentials = base.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="release-pipeline-tests")[
+        "Credentials"
+    ]
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=base.region_name,
+    )
+
+
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     base_url = request.config.getoption("--base-url")
     if base_url:
-        session = boto3.session.Session()
+        session = session_for_tests(boto3.session.Session(), os.environ)
         credentials = session.get_credentials()
         assert credentials is not None, "no AWS credentials to sign the requests with"
         yield Target(
