@@ -144,6 +144,10 @@ package: install ## sam package service/ to ARTIFACT_BUCKET: the packaged templa
 	sam package --template-file service/template.yaml --s3-bucket "$$ARTIFACT_BUCKET" --s3-prefix packages \
 	  --output-template-file .aws-sam/packaged.yaml --no-progressbar
 
+.PHONY: bake
+bake: install ## Watch BAKE_ALARM_NAME for BAKE_MINUTES (as TEST_ROLE_ARN); fails if it goes to ALARM
+	python -m pipeline.bake_watch
+
 .PHONY: smoke-test
 smoke-test: install ## Read-only smoke tests (tests/integration marked smoke) against BASE_URL
 	@test -n "$${BASE_URL:-}" || { echo "BASE_URL is not set: run make smoke-test BASE_URL=https://<api>/<stage>"; exit 2; }

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from pipeline.approval import ReleaseApproval
 from pipeline.artifacts import ArtifactStore
-from pipeline.bake import add_bake
+from pipeline.bake import bake_variables, roll_back_on_failure
 from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles
 from pipeline.boundary import apply_permissions_boundary
 from pipeline.buildspec_step import BuildspecStep
@@ -159,8 +159,10 @@ class PipelineStack(Stack):
                     for output, variable in STACK_OUTPUT_VARIABLES.items()
                 },
                 TEST_ROLE_VARIABLE: deploy.output_variable(TEST_ROLE_OUTPUT),
+                **bake_variables(environment),
             },
-            timeout_minutes=20,
+            # The tests, then the bake (ADR 0018).
+            timeout_minutes=20 + environment.bake_minutes,
             # The build reaches the environment only through its TestRole (ADR 0017).
             policy_statements=[assume_test_role_statement(environment)],
         )
@@ -223,11 +225,8 @@ class PipelineStack(Stack):
             )
         )
         self._grant_report_groups()
-        for stage_name, environment in (
-            (STAGING_STAGE, config.staging),
-            (PRODUCTION_STAGE, config.production),
-        ):
-            add_bake(self.code_pipeline, stage_name=stage_name, environment=environment)
+        for stage_name in (STAGING_STAGE, PRODUCTION_STAGE):
+            roll_back_on_failure(self.code_pipeline, stage_name=stage_name)
         self._grant_packaged_code_to_deployers()
         self.notifications = PipelineNotifications(
             self,

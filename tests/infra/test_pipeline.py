@@ -289,23 +289,6 @@ def test_self_mutation_updates_this_stack_from_the_build_output(stages: list[dic
     assert action["Configuration"]["TemplatePath"] == f"Build_CloudAssembly::{STACK_ID}.template.json"
 
 
-@pytest.mark.parametrize(
-    ("stage", "alarm", "minutes"),
-    [
-        ("Staging", f"{SERVICE}-staging-bake", str(FIXTURE_CONTEXT["stagingBakeMinutes"])),
-        ("Production", f"{SERVICE}-production-bake", str(FIXTURE_CONTEXT["productionBakeMinutes"])),
-    ],
-)
-def test_stage_bakes_on_its_alarm_and_rolls_back_on_alarm(
-    stages: list[dict[str, Any]], stage: str, alarm: str, minutes: str
-) -> None:
-    (condition,) = _stage(stages, stage)["OnSuccess"]["Conditions"]
-    (rule,) = condition["Rules"]
-    assert condition["Result"] == "ROLLBACK"
-    assert rule["RuleTypeId"]["Provider"] == "CloudWatchAlarm"
-    assert rule["Configuration"] == {"AlarmName": alarm, "AlarmStates": "ALARM", "WaitTime": minutes}
-
-
 # ---------------------------------------------------------------- approval and notifications
 
 
