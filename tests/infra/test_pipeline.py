@@ -275,7 +275,7 @@ def test_tests_after_a_deploy_receive_that_stacks_outputs(
     (tests,) = [a for a in _stage(stages, stage)["Actions"] if a["ActionTypeId"]["Provider"] == "CodeBuild"]
     assert execute["Namespace"] == namespace
     variables = json.loads(tests["Configuration"]["EnvironmentVariables"])
-    for output, variable in [("ApiUrl", "BASE_URL"), ("OrdersQueueUrl", "ORDERS_QUEUE_URL")]:
+    for output, variable in [("ApiUrl", "BASE_URL"), ("OrdersTableName", "ORDERS_TABLE_NAME")]:
         assert {"name": variable, "type": "PLAINTEXT", "value": f"#{{{namespace}.{output}}}"} in variables
     assert tests["RunOrder"] > execute["RunOrder"]
 
