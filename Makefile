@@ -89,10 +89,12 @@ CHECKS ?= lint typecheck scan check-tests
 check: install $(CHECKS) ## What the pipeline's Build runs: checks, unit and infra tests (coverage >= 90%)
 	@test -n "$(strip $(CHECKS))" || echo "make check: CHECKS is empty, so no checks ran (release tests only)"
 
+# tests/infra/test_another_team.py reruns make check on a copy of the repository: make test runs it,
+# make check (and so the pipeline's Build, and that copy) leaves it out.
 .PHONY: check-tests
 check-tests: install ## Unit and infra tests with the coverage gate (part of make check)
 	pytest --cov=service/src --cov=pipeline --cov-report=term-missing:skip-covered \
-	  --cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml tests/unit tests/infra
+	  --cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml -m "not another_team" tests/unit tests/infra
 
 .PHONY: test-unit
 test-unit: install ## Unit tests only
@@ -157,12 +159,18 @@ destroy: install ## Delete the pipeline stack (service stacks, artifact bucket a
 	@python -m pipeline.preflight
 	cdk destroy $(CDK_ARGS)
 
+# Packaged code is encrypted with the artifact key and uploaded on every Build (--force-upload), so an
+# object's age is that of the newest release using it: it outlives every execution a stage can roll
+# back to, whose own artifacts expire first (ADR 0013).
 .PHONY: package
-package: install ## sam package service/ to ARTIFACT_BUCKET: the packaged template at .aws-sam/packaged.yaml
-	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ARTIFACT_BUCKET is not set: run make package ARTIFACT_BUCKET=<artifact bucket>"; exit 2; }
+package: install ## sam package service/ to ARTIFACT_BUCKET with ARTIFACT_KEY_ID: .aws-sam/packaged.yaml
+	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ARTIFACT_BUCKET is not set: run make package ARTIFACT_BUCKET=<artifact bucket> ARTIFACT_KEY_ID=<artifact key ARN>"; exit 2; }
+	@test -n "$${ARTIFACT_KEY_ID:-}" || { echo "ARTIFACT_KEY_ID is not set: run make package ARTIFACT_BUCKET=<artifact bucket> ARTIFACT_KEY_ID=<artifact key ARN>"; exit 2; }
 	@python -m pipeline.preflight
+	@python -m pipeline.layer_check
 	@mkdir -p .aws-sam
 	sam package --template-file service/template.yaml --s3-bucket "$$ARTIFACT_BUCKET" --s3-prefix packages \
+	  --kms-key-id "$$ARTIFACT_KEY_ID" --force-upload \
 	  --output-template-file .aws-sam/packaged.yaml --no-progressbar
 
 .PHONY: smoke-test

@@ -27,6 +27,10 @@ _S3 = "CDK's grant on this stack's own artifact bucket; the wildcard covers that
 _OBJECTS = "objects in this stack's own artifact bucket; keys are generated per pipeline execution"
 _LOGS = "the CodeBuild project's own log group; CodeBuild names one log stream per build"
 _REPORTS = "CodeBuild's default grant on the project's own report groups (<project>-*)"
+_POWERTOOLS = (
+    "ssm:GetParameter only, on the public Powertools layer parameters (one per release) that "
+    "pipeline/layer_check.py checks before packaging"
+)
 _API = (
     "execute-api:Invoke only, in the environment's account and region: the API id is created by "
     "the service stack at deploy time, after this policy exists"
@@ -88,7 +92,13 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     _iam5(stack.code_pipeline.role, read_write)
     _iam5(stack.source_action_role, read_write)
     build_project = stack.build.project
-    _iam5(build_project.role if build_project else None, read_write + _project_findings(build_project))
+    powertools = tuple(
+        (f"Resource::{arn}", _POWERTOOLS) for arn in stack.read_powertools_parameters.resources
+    )
+    _iam5(
+        build_project.role if build_project else None,
+        read_write + _project_findings(build_project) + powertools,
+    )
     for environment in stack.config.environments:
         project = stack.test_steps[environment.name].project
         service_resources = tuple(

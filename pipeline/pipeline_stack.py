@@ -13,7 +13,7 @@ from constructs import Construct
 from pipeline.approval import ReleaseApproval
 from pipeline.artifacts import ArtifactStore
 from pipeline.bake import add_bake
-from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles
+from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles, partition_of
 from pipeline.buildspec_step import BuildspecStep
 from pipeline.config import EnvironmentConfig, PipelineConfig
 from pipeline.notifications import PipelineNotifications
@@ -93,6 +93,7 @@ class PipelineStack(Stack):
     # ------------------------------------------------------------------ steps
 
     def _build_step(self) -> BuildspecStep:
+        self.read_powertools_parameters = self._read_powertools_parameters()
         return BuildspecStep(
             BUILD_STAGE,
             buildspec_file="build.yml",
@@ -100,8 +101,26 @@ class PipelineStack(Stack):
             encryption_key=self.artifacts.key,
             inputs=[self.source.primary_output],  # type: ignore[list-item]
             output_ids=[CLOUD_ASSEMBLY, PACKAGED_TEMPLATE],
-            environment_variables={"ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name},
+            # `make package` encrypts the packaged code with the artifact key (sam package --kms-key-id).
+            environment_variables={
+                "ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name,
+                "ARTIFACT_KEY_ID": self.artifacts.key.key_arn,
+            },
             cache=codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM),
+            policy_statements=[self.read_powertools_parameters],
+        )
+
+    def _read_powertools_parameters(self) -> iam.PolicyStatement:
+        """pipeline/layer_check.py reads the public Powertools layer parameter in each target region."""
+        regions = sorted({env.region for env in self.config.environments})
+        return iam.PolicyStatement(
+            sid="ReadPowertoolsLayerParameters",
+            actions=["ssm:GetParameter"],
+            # Public parameters belong to no account, hence the empty account field.
+            resources=[
+                f"arn:{partition_of(region)}:ssm:{region}::parameter/aws/service/powertools/*"
+                for region in regions
+            ],
         )
 
     def _roles_for(self, *, account: str, region: str) -> BootstrapRoles:

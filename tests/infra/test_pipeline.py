@@ -176,6 +176,22 @@ def test_build_publishes_test_and_coverage_report_groups(template: Template) -> 
     }
 
 
+def test_build_packages_with_the_artifact_key_and_may_read_the_powertools_parameters(
+    stages: list[dict[str, Any]], template_json: dict[str, Any]
+) -> None:
+    (build,) = _stage(stages, "Build")["Actions"]
+    # The variables are a JSON string joined around tokens: the key's ARN follows ARTIFACT_KEY_ID's name.
+    parts = build["Configuration"]["EnvironmentVariables"]["Fn::Join"][1]
+    (index,) = [i for i, part in enumerate(parts) if isinstance(part, str) and '"ARTIFACT_KEY_ID"' in part]
+    key, attribute = parts[index + 1]["Fn::GetAtt"]
+    assert key.startswith("ArtifactsKey") and attribute == "Arn"
+    (statement,) = [
+        s for _, s in _statements(template_json) if s.get("Sid") == "ReadPowertoolsLayerParameters"
+    ]
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"] == f"arn:aws:ssm:{REGION}::parameter/aws/service/powertools/*"
+
+
 def test_codebuild_projects_use_the_pinned_image_and_the_artifact_key(template: Template) -> None:
     template.all_resources_properties(
         "AWS::CodeBuild::Project",
