@@ -40,6 +40,13 @@ _TEST_RESOURCES = (
     "generates the rest of their names at deploy time"
 )
 
+_LIST_PIPELINES = (
+    "codepipeline:ListPipelines only (the console's pipeline list): it supports no resource but *"
+)
+_EVIDENCE_LOGS = (
+    "logs:GetLogEvents only, on the evidence builds' own log groups; CodeBuild names a stream per build"
+)
+
 KMS_READ_WRITE = (("Action::kms:GenerateDataKey*", _KMS), ("Action::kms:ReEncrypt*", _KMS))
 S3_READ = (
     ("Action::s3:GetBucket*", _S3),
@@ -108,6 +115,13 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         )
         _iam5(project.role if project else None, read + _project_findings(project) + service_resources)
     _iam5(stack.approval_action_role, (KMS_READ_WRITE[0],))
+    evidence_logs = tuple(
+        (f"Resource::{arn}", _EVIDENCE_LOGS)
+        for statement in stack.approval.evidence_statements
+        if statement.sid == "ReadEvidenceLogs"
+        for arn in statement.resources
+    )
+    _iam5(stack.approval.role, (("Resource::*", _LIST_PIPELINES), *evidence_logs))
 
     acknowledge(
         stack.artifacts.bucket,

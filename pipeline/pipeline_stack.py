@@ -222,6 +222,11 @@ class PipelineStack(Stack):
             )
         )
         self._grant_report_groups()
+        # What the release managers approve on: the Build's tests and staging's integration tests.
+        self.approval.allow_reading_evidence(
+            project_names=[self.build.project_name, self.test_steps[config.staging.name].project_name],
+            report_group_arns=[group.report_group_arn for group in self.report_groups],
+        )
         for stage_name, environment in (
             (STAGING_STAGE, config.staging),
             (PRODUCTION_STAGE, config.production),
@@ -251,6 +256,7 @@ class PipelineStack(Stack):
         if project is None:
             raise RuntimeError("report groups are granted after build_pipeline() created the project")
         project_name = f"{self.config.service_name}-build"
+        self.report_groups: list[codebuild.ReportGroup] = []
         for report, group_type in (
             ("tests", codebuild.ReportGroupType.TEST),
             ("coverage", codebuild.ReportGroupType.CODE_COVERAGE),
@@ -262,6 +268,7 @@ class PipelineStack(Stack):
                 type=group_type,
             )
             group.grant_write(project)
+            self.report_groups.append(group)
 
     def _grant_packaged_code_to_deployers(self) -> None:
         """CloudFormation (as the bootstrap execution role) reads the Lambda code `sam package` uploaded."""

@@ -376,6 +376,38 @@ def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]
     assert [s["Principal"]["AWS"] for s in trust] == FIXTURE_CONTEXT["approverPrincipals"]
 
 
+def _release_manager_statements(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (approving,) = [
+        logical_id
+        for logical_id, s in _statements(template_json)
+        if "codepipeline:PutApprovalResult" in _as_list(s["Action"])
+    ]
+    document = template_json["Resources"][approving]["Properties"]["PolicyDocument"]
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def test_release_managers_may_use_the_console_and_list_pipelines_only_by_wildcard(
+    template_json: dict[str, Any],
+) -> None:
+    statements = _release_manager_statements(template_json)
+    assert statements["ListPipelinesInTheConsole"]["Action"] == "codepipeline:ListPipelines"
+    wildcard = [s for s in statements.values() if s["Resource"] == "*"]
+    assert wildcard == [statements["ListPipelinesInTheConsole"]]
+    assert "codepipeline:ListRuleExecutions" in statements["ReadThePipeline"]["Action"]
+
+
+def test_release_managers_may_read_the_build_and_staging_test_evidence(template_json: dict[str, Any]) -> None:
+    statements = _release_manager_statements(template_json)
+    projects = [f"{SERVICE}-build", f"{SERVICE}-staging-integrationtests"]
+    assert [r.rsplit("/", 1)[1] for r in statements["ReadEvidenceBuilds"]["Resource"]] == projects
+    assert [r.split("/aws/codebuild/")[1] for r in statements["ReadEvidenceLogs"]["Resource"]] == [
+        f"{name}:*" for name in projects
+    ]
+    reports = json.dumps(statements["ReadEvidenceReports"]["Resource"])
+    assert "TestsReports" in reports and "CoverageReports" in reports
+    assert "codebuild:DescribeTestCases" in statements["ReadEvidenceReports"]["Action"]
+
+
 def test_notification_rule_reports_failed_succeeded_cancelled_superseded_and_pending_releases(
     template: Template,
 ) -> None:
