@@ -72,6 +72,8 @@ class ReleaseApproval(Construct):
         role = iam.Role(
             self,
             "ReleaseManagerRole",
+            # A fixed name, so that an SCP can exempt exactly this role (README, ADR 0011).
+            role_name=f"{pipeline_name}-managers",
             description=f"Release managers assume this role to approve or reject {pipeline_name} releases",
             assumed_by=iam.CompositePrincipal(*(iam.ArnPrincipal(arn) for arn in approver_principals)),
         )

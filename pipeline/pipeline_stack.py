@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import DefaultStackSynthesizer, Environment, Stack, pipelines
+from aws_cdk import CfnOutput, DefaultStackSynthesizer, Environment, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -85,6 +85,12 @@ class PipelineStack(Stack):
             comment=f"Staging passed its integration tests and bake. Approve to release to production "
             f"({config.production.stack_name}, {config.production.canary_type}).",
             encryption_key=self.artifacts.key,
+        )
+        CfnOutput(
+            self,
+            "ReleaseManagerRoleArn",
+            value=self.approval.role.role_arn,
+            description="Release managers assume this role to approve or reject a release",
         )
         self._add_waves()
         self.cdk_pipeline.build_pipeline()

@@ -374,6 +374,8 @@ def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]
     (role,) = policy["Roles"]
     trust = template_json["Resources"][role["Ref"]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"]["AWS"] for s in trust] == FIXTURE_CONTEXT["approverPrincipals"]
+    assert template_json["Resources"][role["Ref"]]["Properties"]["RoleName"] == f"{SERVICE}-release-managers"
+    assert template_json["Outputs"]["ReleaseManagerRoleArn"]["Value"] == {"Fn::GetAtt": [role["Ref"], "Arn"]}
 
 
 def _release_manager_statements(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
