@@ -31,6 +31,17 @@ _TEST_ROLE = (
     "sts:AssumeRole on the environment's TestRole only: CloudFormation generates the end of its name "
     "(<stack>-TestRole-<id>) at deploy time, after this policy exists"
 )
+_POWERTOOLS = (
+    "ssm:GetParameter only, on the public Powertools layer parameters (one per release) that "
+    "pipeline/layer_check.py checks before packaging"
+)
+
+_LIST_PIPELINES = (
+    "codepipeline:ListPipelines only (the console's pipeline list): it supports no resource but *"
+)
+_EVIDENCE_LOGS = (
+    "logs:GetLogEvents only, on the evidence builds' own log groups; CodeBuild names a stream per build"
+)
 
 KMS_READ_WRITE = (("Action::kms:GenerateDataKey*", _KMS), ("Action::kms:ReEncrypt*", _KMS))
 S3_READ = (
@@ -84,7 +95,13 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     _iam5(stack.code_pipeline.role, read_write)
     _iam5(stack.source_action_role, read_write)
     build_project = stack.build.project
-    _iam5(build_project.role if build_project else None, read_write + _project_findings(build_project))
+    powertools = tuple(
+        (f"Resource::{arn}", _POWERTOOLS) for arn in stack.read_powertools_parameters.resources
+    )
+    _iam5(
+        build_project.role if build_project else None,
+        read_write + _project_findings(build_project) + powertools,
+    )
     for environment in stack.config.environments:
         project = stack.test_steps[environment.name].project
         service_resources = tuple(
@@ -92,6 +109,13 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         )
         _iam5(project.role if project else None, read + _project_findings(project) + service_resources)
     _iam5(stack.approval_action_role, (KMS_READ_WRITE[0],))
+    evidence_logs = tuple(
+        (f"Resource::{arn}", _EVIDENCE_LOGS)
+        for statement in stack.approval.evidence_statements
+        if statement.sid == "ReadEvidenceLogs"
+        for arn in statement.resources
+    )
+    _iam5(stack.approval.role, (("Resource::*", _LIST_PIPELINES), *evidence_logs))
 
     acknowledge(
         stack.artifacts.bucket,

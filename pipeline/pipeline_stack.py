@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import DefaultStackSynthesizer, Environment, RemovalPolicy, Stack, pipelines
+from aws_cdk import CfnOutput, DefaultStackSynthesizer, Environment, RemovalPolicy, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -13,7 +13,7 @@ from constructs import Construct
 from pipeline.approval import ReleaseApproval
 from pipeline.artifacts import ArtifactStore
 from pipeline.bake import bake_variables, roll_back_on_failure
-from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles
+from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles, partition_of
 from pipeline.boundary import apply_permissions_boundary
 from pipeline.buildspec_step import BuildspecStep
 from pipeline.config import EnvironmentConfig, PipelineConfig
@@ -93,6 +93,12 @@ class PipelineStack(Stack):
             f"({config.production.stack_name}, {config.production.canary_type}).",
             encryption_key=self.artifacts.key,
         )
+        CfnOutput(
+            self,
+            "ReleaseManagerRoleArn",
+            value=self.approval.role.role_arn,
+            description="Release managers assume this role to approve or reject a release",
+        )
         self._add_waves()
         self.cdk_pipeline.build_pipeline()
         self._finish_built_pipeline()
@@ -101,6 +107,7 @@ class PipelineStack(Stack):
     # ------------------------------------------------------------------ steps
 
     def _build_step(self) -> BuildspecStep:
+        self.read_powertools_parameters = self._read_powertools_parameters()
         return BuildspecStep(
             BUILD_STAGE,
             buildspec_file="build.yml",
@@ -108,8 +115,26 @@ class PipelineStack(Stack):
             encryption_key=self.artifacts.key,
             inputs=[self.source.primary_output],  # type: ignore[list-item]
             output_ids=[CLOUD_ASSEMBLY, PACKAGED_TEMPLATE],
-            environment_variables={"ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name},
+            # `make package` encrypts the packaged code with the artifact key (sam package --kms-key-id).
+            environment_variables={
+                "ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name,
+                "ARTIFACT_KEY_ID": self.artifacts.key.key_arn,
+            },
             cache=codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM),
+            policy_statements=[self.read_powertools_parameters],
+        )
+
+    def _read_powertools_parameters(self) -> iam.PolicyStatement:
+        """pipeline/layer_check.py reads the public Powertools layer parameter in each target region."""
+        regions = sorted({env.region for env in self.config.environments})
+        return iam.PolicyStatement(
+            sid="ReadPowertoolsLayerParameters",
+            actions=["ssm:GetParameter"],
+            # Public parameters belong to no account, hence the empty account field.
+            resources=[
+                f"arn:{partition_of(region)}:ssm:{region}::parameter/aws/service/powertools/*"
+                for region in regions
+            ],
         )
 
     def _roles_for(self, *, account: str, region: str) -> BootstrapRoles:
@@ -225,6 +250,11 @@ class PipelineStack(Stack):
             )
         )
         self._grant_report_groups()
+        # What the release managers approve on: the Build's tests and staging's integration tests.
+        self.approval.allow_reading_evidence(
+            project_names=[self.build.project_name, self.test_steps[config.staging.name].project_name],
+            report_group_arns=[group.report_group_arn for group in self.report_groups],
+        )
         for stage_name in (STAGING_STAGE, PRODUCTION_STAGE):
             roll_back_on_failure(self.code_pipeline, stage_name=stage_name)
         self._grant_packaged_code_to_deployers()
@@ -251,6 +281,7 @@ class PipelineStack(Stack):
         if project is None:
             raise RuntimeError("report groups are granted after build_pipeline() created the project")
         project_name = f"{self.config.service_name}-build"
+        self.report_groups: list[codebuild.ReportGroup] = []
         for report, group_type in (
             ("tests", codebuild.ReportGroupType.TEST),
             ("coverage", codebuild.ReportGroupType.CODE_COVERAGE),
@@ -264,6 +295,7 @@ class PipelineStack(Stack):
                 removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
             )
             group.grant_write(project)
+            self.report_groups.append(group)
 
     def _grant_packaged_code_to_deployers(self) -> None:
         """CloudFormation (as the bootstrap execution role) reads the Lambda code `sam package` uploaded."""

@@ -5,7 +5,5 @@ from __future__ import annotations
 # Stack outputs the integration tests read (tests/integration/conftest.py), as build variables.
 STACK_OUTPUT_VARIABLES = {
     "ApiUrl": "BASE_URL",
-    "OrdersQueueUrl": "ORDERS_QUEUE_URL",
-    "OrdersDeadLetterQueueUrl": "ORDERS_DEAD_LETTER_QUEUE_URL",
     "OrdersTableName": "ORDERS_TABLE_NAME",
 }

@@ -67,6 +67,12 @@ SINGLE_ACCOUNT_CONTEXT: dict[str, Any] = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "another_team: reruns make check on a copy with another cdk.json (make test only)"
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Synthesized:
     """One synthesized app: the construct tree, its cdk.out and the pipeline stack's template."""

@@ -125,7 +125,7 @@ def test_only_the_named_test_build_role_may_assume_the_test_role(resources: dict
     assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": {"Ref": "TestRunnerRoleArn"}}}
 
 
-def test_the_test_role_touches_only_this_stacks_api_queues_table_and_bake_alarm(
+def test_the_test_role_touches_only_this_stacks_api_table_and_bake_alarm(
     resources: dict[str, Any],
 ) -> None:
     (policy,) = resources["TestRole"]["Properties"]["Policies"]
@@ -135,13 +135,10 @@ def test_the_test_role_touches_only_this_stacks_api_queues_table_and_bake_alarm(
     }
     assert set(granted) == {
         "InvokeThisApi",
-        "SendPoisonAndReadDeadLetters",
         "CheckNothingWritten",
         "WatchTheBakeAlarm",
     }
     assert "${Api}/v1/*" in granted["InvokeThisApi"]
-    assert "OrdersQueue" in granted["SendPoisonAndReadDeadLetters"]
-    assert "OrdersDeadLetterQueue" in granted["SendPoisonAndReadDeadLetters"]
     assert "OrdersTable" in granted["CheckNothingWritten"]
     assert "${AWS::StackName}-bake" in granted["WatchTheBakeAlarm"]
     assert all('"*"' not in resource for resource in granted.values())

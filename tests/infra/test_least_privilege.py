@@ -26,6 +26,8 @@ SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
 ONLY_ON_ANY_RESOURCE = {
     # CodeDeploy: a Lambda alias update stops a deployment by id; the action has no resource type.
     "codedeploy:StopDeployment": f"{SAR}/list_awscodedeploy.html",
+    # CodePipeline: the release managers' console lists the account's pipelines.
+    "codepipeline:ListPipelines": f"{SAR}/list_awscodepipeline.html",
     # KMS: a key has no ARN before CreateKey; ListAliases lists the account's aliases.
     "kms:CreateKey": f"{SAR}/list_awskeymanagementservice.html",
     "kms:ListAliases": f"{SAR}/list_awskeymanagementservice.html",

@@ -177,6 +177,22 @@ def test_build_publishes_test_and_coverage_report_groups(template: Template) -> 
     }
 
 
+def test_build_packages_with_the_artifact_key_and_may_read_the_powertools_parameters(
+    stages: list[dict[str, Any]], template_json: dict[str, Any]
+) -> None:
+    (build,) = _stage(stages, "Build")["Actions"]
+    # The variables are a JSON string joined around tokens: the key's ARN follows ARTIFACT_KEY_ID's name.
+    parts = build["Configuration"]["EnvironmentVariables"]["Fn::Join"][1]
+    (index,) = [i for i, part in enumerate(parts) if isinstance(part, str) and '"ARTIFACT_KEY_ID"' in part]
+    key, attribute = parts[index + 1]["Fn::GetAtt"]
+    assert key.startswith("ArtifactsKey") and attribute == "Arn"
+    (statement,) = [
+        s for _, s in _statements(template_json) if s.get("Sid") == "ReadPowertoolsLayerParameters"
+    ]
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"] == f"arn:aws:ssm:{REGION}::parameter/aws/service/powertools/*"
+
+
 def test_codebuild_projects_use_the_pinned_image_and_the_artifact_key(template: Template) -> None:
     template.all_resources_properties(
         "AWS::CodeBuild::Project",
@@ -277,7 +293,7 @@ def test_tests_after_a_deploy_receive_that_stacks_outputs(
     (tests,) = [a for a in _stage(stages, stage)["Actions"] if a["ActionTypeId"]["Provider"] == "CodeBuild"]
     assert execute["Namespace"] == namespace
     variables = json.loads(tests["Configuration"]["EnvironmentVariables"])
-    for output, variable in [("ApiUrl", "BASE_URL"), ("OrdersQueueUrl", "ORDERS_QUEUE_URL")]:
+    for output, variable in [("ApiUrl", "BASE_URL"), ("OrdersTableName", "ORDERS_TABLE_NAME")]:
         assert {"name": variable, "type": "PLAINTEXT", "value": f"#{{{namespace}.{output}}}"} in variables
     assert tests["RunOrder"] > execute["RunOrder"]
 
@@ -335,6 +351,40 @@ def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]
     (role,) = policy["Roles"]
     trust = template_json["Resources"][role["Ref"]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"]["AWS"] for s in trust] == FIXTURE_CONTEXT["approverPrincipals"]
+    assert template_json["Resources"][role["Ref"]]["Properties"]["RoleName"] == f"{SERVICE}-release-managers"
+    assert template_json["Outputs"]["ReleaseManagerRoleArn"]["Value"] == {"Fn::GetAtt": [role["Ref"], "Arn"]}
+
+
+def _release_manager_statements(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (approving,) = [
+        logical_id
+        for logical_id, s in _statements(template_json)
+        if "codepipeline:PutApprovalResult" in _as_list(s["Action"])
+    ]
+    document = template_json["Resources"][approving]["Properties"]["PolicyDocument"]
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def test_release_managers_may_use_the_console_and_list_pipelines_only_by_wildcard(
+    template_json: dict[str, Any],
+) -> None:
+    statements = _release_manager_statements(template_json)
+    assert statements["ListPipelinesInTheConsole"]["Action"] == "codepipeline:ListPipelines"
+    wildcard = [s for s in statements.values() if s["Resource"] == "*"]
+    assert wildcard == [statements["ListPipelinesInTheConsole"]]
+    assert "codepipeline:ListRuleExecutions" in statements["ReadThePipeline"]["Action"]
+
+
+def test_release_managers_may_read_the_build_and_staging_test_evidence(template_json: dict[str, Any]) -> None:
+    statements = _release_manager_statements(template_json)
+    projects = [f"{SERVICE}-build", f"{SERVICE}-staging-integrationtests"]
+    assert [r.rsplit("/", 1)[1] for r in statements["ReadEvidenceBuilds"]["Resource"]] == projects
+    assert [r.split("/aws/codebuild/")[1] for r in statements["ReadEvidenceLogs"]["Resource"]] == [
+        f"{name}:*" for name in projects
+    ]
+    reports = json.dumps(statements["ReadEvidenceReports"]["Resource"])
+    assert "TestsReports" in reports and "CoverageReports" in reports
+    assert "codebuild:DescribeTestCases" in statements["ReadEvidenceReports"]["Action"]
 
 
 def test_notification_rule_reports_failed_succeeded_cancelled_superseded_and_pending_releases(

@@ -13,7 +13,6 @@ import pytest
 from aws_cdk import Stack
 from moto import mock_aws
 
-from pipeline import app as pipeline_app
 from pipeline import bootstrap, preflight
 from pipeline.config import ConfigError, ExecutionMode, PipelineConfig
 from pipeline.nag import acknowledge
@@ -135,11 +134,6 @@ def test_bad_context_ends_synth_with_one_line_and_exit_code_2(tmp_path: Path) ->
     assert result.stderr.strip().splitlines() == [
         "cdk.json: stagingAccount='abc' is not valid: set it to a 12-digit AWS account id"
     ]
-
-
-def test_deployment_synth_refuses_example_values(capsys: pytest.CaptureFixture[str]) -> None:
-    assert pipeline_app.main({**FIXTURE_CONTEXT, **EXAMPLE_VALUES, "forDeployment": "true"}) == 2
-    assert "before make deploy" in capsys.readouterr().err
 
 
 def test_acknowledging_a_whole_stack_is_refused() -> None:
