@@ -155,6 +155,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     import os  # noqa: PLC0415 - the process environment is read here only
 
     import boto3  # noqa: PLC0415 - only when it talks to AWS
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     try:
         settings = BakeSettings.from_environ(os.environ if environ is None else environ)
@@ -162,7 +163,12 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         print(f"make bake: {error}", file=sys.stderr)
         return 2
     print(f"Baking: watching {settings.alarm_name} for {settings.minutes:g} minutes ({settings.seconds:g} s)")
-    result = watch(settings, CloudWatchAsTestRole(settings, boto3.session.Session).client)
+    try:
+        result = watch(settings, CloudWatchAsTestRole(settings, boto3.session.Session).client)
+    except (BotoCoreError, ClientError) as error:
+        # A bake that cannot read its alarm must fail the stage, never pass it.
+        print(f"make bake: cannot read alarm {settings.alarm_name}: {error}", file=sys.stderr)
+        return 1
     print(result.message, file=sys.stdout if result.passed else sys.stderr)
     return 0 if result.passed else 1
 

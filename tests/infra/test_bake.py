@@ -189,6 +189,24 @@ def test_missing_bake_settings_end_with_one_line_and_exit_code_2(
     assert len(err) == 1 and err[0].startswith(message)
 
 
+def test_a_bake_that_cannot_reach_cloudwatch_fails_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "b",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    environ = {"BAKE_ALARM_NAME": "a-bake", "BAKE_MINUTES": "1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+
+    assert bake_watch.main(environ) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("make bake: cannot read alarm a-bake: Could not connect")
+
+
 def test_make_bake_exits_1_with_the_reason_when_the_alarm_fired(
     cloudwatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
