@@ -174,8 +174,8 @@ package: install ## sam package service/ to ARTIFACT_BUCKET with ARTIFACT_KEY_ID
 	  --output-template-file .aws-sam/packaged.yaml --no-progressbar
 
 .PHONY: bake
-bake: install ## Watch BAKE_ALARM_NAME for BAKE_MINUTES (as TEST_ROLE_ARN); fails if it goes to ALARM
-	python -m pipeline.bake_watch
+bake: install-integration ## Watch BAKE_ALARM_NAME for BAKE_MINUTES (as TEST_ROLE_ARN); fails if it goes to ALARM
+	$$(test -f $(PY_STAMP) && echo $(BIN)/python || echo $(CURDIR)/$(TEST_VENV)/bin/python) -m pipeline.bake_watch
 
 .PHONY: smoke-test
 smoke-test: install-integration ## Read-only smoke tests (tests/integration marked smoke) against BASE_URL
