@@ -14,6 +14,7 @@ from moto import mock_aws
 from pipeline import bootstrap
 from pipeline.config import PipelineConfig
 from pipeline.execution_policy import (
+    BOUNDARY_SERVICES,
     MANAGED_POLICY_MAX_CHARS,
     ONLY_ON_ANY_RESOURCE,
     RESOURCE_TYPES,
@@ -281,3 +282,19 @@ def test_bootstrap_runs_cdk_only_for_the_signed_in_account(
     assert bootstrap.main() == 0
     assert [c[2] for c in calls] == [f"aws://123456789012/{REGION}"]
     assert "account 210987654321: sign in to it" in capsys.readouterr().out
+
+
+def test_the_boundary_admits_every_action_the_templates_grant_their_roles(
+    synthesized: Synthesized, single_account: Synthesized, service_template: dict[str, Any]
+) -> None:
+    from tests.infra.test_least_privilege import template_statements  # noqa: PLC0415 - one collector
+
+    granted = {
+        action
+        for template in (synthesized.template_json, single_account.template_json, service_template)
+        for _, statement in template_statements(template, "t")
+        if statement.get("Effect") == "Allow"
+        for action in _as_list(statement["Action"])
+    }
+    assert granted
+    assert sorted(a for a in granted if a.split(":")[0] not in BOUNDARY_SERVICES) == []
