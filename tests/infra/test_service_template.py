@@ -167,6 +167,7 @@ def test_outputs_are_the_ones_the_pipeline_and_tests_read(source: dict[str, Any]
         "OrdersDeadLetterQueueUrl",
         "OrdersTableName",
         "AttachmentsBucketName",
+        "TestRoleArn",
     }
     assert re.fullmatch(
         r"https://\$\{Api\}\.execute-api\.\$\{AWS::Region\}\.\$\{AWS::URLSuffix\}/\w+",
