@@ -15,15 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rehearsal.alarms import AlarmEvaluator
-from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalCloud, start_local_cloud
-from rehearsal.metrics import MetricStore
-from rehearsal.provision import Stack, provision_stack
+from rehearsal.alarms.evaluator import AlarmEvaluator
+from rehearsal.alarms.metrics import MetricStore
+from rehearsal.cloud.provision import Stack, provision_stack
+from rehearsal.cloud.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalCloud, start_local_cloud
+from rehearsal.cloud.template import (
+    StackIdentity,
+    UnresolvedReferenceError,
+    load_template,
+    transform_template,
+)
+from rehearsal.runtime.control_plane import ControlPlane
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
-from rehearsal.runtime.lambda_api import ControlPlane
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
-from rehearsal.template import StackIdentity, UnresolvedReferenceError, load_template, transform_template
 
 LogSink = Callable[[dict[str, Any]], None]
 # Settings the runtime imposes on every function, and why:

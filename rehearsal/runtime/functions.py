@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rehearsal.metrics import MetricStore
+from rehearsal.alarms.metrics import MetricStore
 from rehearsal.runtime.invocation import InvocationResult, LogSink, Worker, record_embedded_metrics
 
 LATEST = "$LATEST"

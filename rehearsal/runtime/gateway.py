@@ -22,9 +22,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from rehearsal.descriptions import RestApi
-from rehearsal.errors import UserError
-from rehearsal.metrics import MetricStore
+from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.descriptions import RestApi
 from rehearsal.runtime.invocation import InvocationResult
 from rehearsal.runtime.routes import ErrorAnswer, Route, routes_from_api, validate_request
 from rehearsal.runtime.serving import LoopbackServer

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rehearsal.descriptions import BucketSource, QueueSource
-from rehearsal.metrics import MetricStore
+from rehearsal.alarms.metrics import MetricStore
+from rehearsal.cloud.descriptions import BucketSource, QueueSource
 from rehearsal.runtime.invocation import InvocationResult
 
 Invoke = Callable[[str, Any], InvocationResult]

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from rehearsal.approval import ApprovalGate, ApprovalInbox
-from rehearsal.deployment import DeployOutcome, DeployRequest, RuleOutcome
-from rehearsal.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
-from rehearsal.source import resolve_revision
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.deploy_port import DeployOutcome, DeployRequest, RuleOutcome
+from rehearsal.release.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
+from rehearsal.release.source import resolve_revision
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release"
 ASSEMBLY = FIXTURES / "assembly"

@@ -12,14 +12,20 @@ from typing import Any
 
 import pytest
 
-from rehearsal.alarms import ALARM, OK, CompositeAlarmDefinition, UnsupportedAlarmError, parse_alarm_rule
-from rehearsal.deployer import LocalDeployer
-from rehearsal.deployment import DeployRequest
-from rehearsal.environments import ReleaseStore
-from rehearsal.errors import UserError
-from rehearsal.shift import serving_version
-from rehearsal.template import load_template
-from rehearsal.traffic import traffic_steps, weight_at
+from rehearsal.alarms.evaluator import (
+    ALARM,
+    OK,
+    CompositeAlarmDefinition,
+    UnsupportedAlarmError,
+    parse_alarm_rule,
+)
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.template import load_template
+from rehearsal.deploy.deployer import LocalDeployer
+from rehearsal.deploy.release_store import ReleaseStore
+from rehearsal.deploy.shift import serving_version
+from rehearsal.deploy.traffic import traffic_steps, weight_at
+from rehearsal.release.deploy_port import DeployRequest
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "artifactsbucket88671897"

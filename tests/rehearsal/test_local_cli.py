@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from rehearsal.cli import build_parser, main
-from rehearsal.cloud import port_is_free
-from rehearsal.local_cli import run_local
+from rehearsal.cli.local import run_local
+from rehearsal.cli.main import build_parser, main
+from rehearsal.cloud.server import port_is_free
 
 TEMPLATE = Path(__file__).parent / "fixtures" / "app" / "template.yaml"
 

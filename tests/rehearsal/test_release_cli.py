@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal import release_cli
-from rehearsal.approval import ApprovalInbox
-from rehearsal.cli import main
+from rehearsal.cli import release as release_cli
+from rehearsal.cli.main import main
+from rehearsal.release.approval_inbox import ApprovalInbox
 from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_git
 
 

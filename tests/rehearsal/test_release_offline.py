@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from rehearsal.deployer import LocalDeployer
-from rehearsal.runner import ReleaseResult
-from rehearsal.traffic import TrafficDriver
+from rehearsal.deploy.deployer import LocalDeployer
+from rehearsal.deploy.traffic import TrafficDriver
+from rehearsal.release.runner import ReleaseResult
 from tests.rehearsal.release_support import commit, run_git
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,9 +71,9 @@ def _project_copy(root: Path) -> Path:
 
 
 def _release(repo: Path) -> ReleaseResult:
-    from rehearsal.approval import ApprovalGate, ApprovalInbox  # noqa: PLC0415
-    from rehearsal.runner import ReleaseOptions, ReleaseRunner  # noqa: PLC0415
-    from rehearsal.source import resolve_revision  # noqa: PLC0415
+    from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox  # noqa: PLC0415
+    from rehearsal.release.runner import ReleaseOptions, ReleaseRunner  # noqa: PLC0415
+    from rehearsal.release.source import resolve_revision  # noqa: PLC0415
 
     state_dir = repo / ".rehearsal"
     runner = ReleaseRunner(

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from rehearsal.approval import ApprovalGate, ApprovalInbox
-from rehearsal.errors import UserError
-from rehearsal.runner import ReleaseOptions, ReleaseRunner
-from rehearsal.source import resolve_revision
+from rehearsal.base.errors import UserError
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.runner import ReleaseOptions, ReleaseRunner
+from rehearsal.release.source import resolve_revision
 from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_release
 
 TEMPLATE = "pipeline-assembly/OrdersPipeline.template.json"

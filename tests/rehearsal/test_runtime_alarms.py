@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal.alarms import (
+from rehearsal.alarms.evaluator import (
     ALARM,
     INSUFFICIENT_DATA,
     OK,
@@ -14,7 +14,7 @@ from rehearsal.alarms import (
     AlarmEvaluator,
     UnsupportedAlarmError,
 )
-from rehearsal.metrics import MetricStore, compute_statistic
+from rehearsal.alarms.metrics import MetricStore, compute_statistic
 from rehearsal.runtime.environment import LocalEnvironment
 
 NOW = 1_000_000.0

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rehearsal.descriptions import QueueSource
-from rehearsal.metrics import MetricKey, dimensions
+from rehearsal.alarms.metrics import MetricKey, dimensions
+from rehearsal.cloud.descriptions import QueueSource
 from rehearsal.runtime.environment import LocalEnvironment
 from rehearsal.runtime.invocation import InvocationResult
 from rehearsal.runtime.pollers import failed_message_ids

@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from rehearsal.actions import ActionExecutors, Attempt, Outcome, PipelineChanged, ReleaseOptions
-from rehearsal.approval import ApprovalGate
-from rehearsal.artifacts import ArtifactStore
-from rehearsal.deployment import Deployer
-from rehearsal.errors import UserError
-from rehearsal.pipeline_model import Action, Condition, PipelineModel, Rule, Stage, load_pipeline
-from rehearsal.run_record import (
+from rehearsal.base.errors import UserError
+from rehearsal.release.actions import ActionExecutors, Attempt, Outcome, PipelineChanged, ReleaseOptions
+from rehearsal.release.approval_inbox import ApprovalGate
+from rehearsal.release.artifact_store import ArtifactStore
+from rehearsal.release.deploy_port import Deployer
+from rehearsal.release.pipeline_model import Action, Condition, PipelineModel, Rule, Stage, load_pipeline
+from rehearsal.release.run_record import (
     FAILED,
     IN_PROGRESS,
     SUCCEEDED,
@@ -41,7 +41,7 @@ from rehearsal.run_record import (
     render_summary,
     save_state,
 )
-from rehearsal.source import SourceRevision, require_clean_tree
+from rehearsal.release.source import SourceRevision, require_clean_tree
 
 _EXECUTING_MODES = ("CHANGE_SET_EXECUTE", "CREATE_UPDATE", "REPLACE_ON_FAILURE")
 

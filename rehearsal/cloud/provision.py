@@ -8,7 +8,7 @@ event sources are not created here but described (`FunctionSpec`, `rest_apis`, `
 `BucketSource`) for the local Lambda runtime. Every other resource type is listed in
 `Stack.not_emulated` with the reason, never dropped silently. Provisioning is idempotent: running
 it again over the same environment updates what it can and leaves data in place.
-The creator of each resource type lives in `rehearsal.resources`; this module orders them and
+The creator of each resource type lives in `rehearsal.cloud.resources`; this module orders them and
 owns the `Stack` the runtime and the deployer read.
 """
 
@@ -17,12 +17,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rehearsal.alarms import AlarmDefinition, UnsupportedAlarmError
-from rehearsal.cloud import LocalCloud
-from rehearsal.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
-from rehearsal.errors import UserError
-from rehearsal.resources import ResourceCreators, as_text, function_arn
-from rehearsal.template import Resolver, StackIdentity, TransformedTemplate, UnresolvedReferenceError
+from rehearsal.alarms.evaluator import AlarmDefinition, UnsupportedAlarmError
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
+from rehearsal.cloud.resources import ResourceCreators, as_text, function_arn
+from rehearsal.cloud.server import LocalCloud
+from rehearsal.cloud.template import Resolver, StackIdentity, TransformedTemplate, UnresolvedReferenceError
 
 
 @dataclass

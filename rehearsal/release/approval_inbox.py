@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
 
 MODES = ("auto", "reject", "prompt", "wait")
 

@@ -16,15 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rehearsal.approval import ApprovalGate, ApprovalInbox
-from rehearsal.artifacts import ArtifactStore
-from rehearsal.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
-from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY
-from rehearsal.deployment import Deployer, DeployRequest
-from rehearsal.errors import UserError
-from rehearsal.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
-from rehearsal.run_record import Progress, RunRecord, save_state
-from rehearsal.source import SourceRevision, snapshot
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.artifact_store import ArtifactStore
+from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
+from rehearsal.release.deploy_port import Deployer, DeployRequest
+from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
+from rehearsal.release.run_record import Progress, RunRecord, save_state
+from rehearsal.release.source import SourceRevision, snapshot
 
 # The offline build image: builds use this machine's installed tools, linked into each workspace.
 TOOL_FOLDERS = (".venv", "node_modules")

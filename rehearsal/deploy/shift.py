@@ -10,12 +10,12 @@ import time
 from collections.abc import Mapping
 from typing import TextIO
 
-from rehearsal.alarms import AlarmEvaluator
-from rehearsal.deployment import DeployOutcome, DeployRequest
-from rehearsal.environments import DeploymentGroup, alarm_definitions
-from rehearsal.metrics import MetricKey, dimensions
+from rehearsal.alarms.evaluator import AlarmEvaluator
+from rehearsal.alarms.metrics import MetricKey, dimensions
+from rehearsal.deploy.release_store import DeploymentGroup, alarm_definitions
+from rehearsal.deploy.traffic import traffic_steps, weight_at
+from rehearsal.release.deploy_port import DeployOutcome, DeployRequest
 from rehearsal.runtime.environment import LocalEnvironment
-from rehearsal.traffic import traffic_steps, weight_at
 
 POLL_SECONDS = 0.05  # seconds between alarm evaluations while a shift or a bake is watched
 # A compressed canary step lasts seconds: on a busy machine the new version could see no request

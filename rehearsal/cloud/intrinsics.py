@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
 
 _PSEUDO_PARAMETERS = {
     "AWS::Region": "us-east-1",

@@ -1,7 +1,7 @@
 """CloudFormation's part for the resource types the service uses: create each one in the local cloud.
 
 One creator per resource type (DynamoDB, SQS, S3, SNS, …) records its physical name, Ref and GetAtt
-values on the stack's resolver; `rehearsal.provision` orders the calls and owns the `Stack`.
+values on the stack's resolver; `rehearsal.cloud.provision` orders the calls and owns the `Stack`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from rehearsal.cloud import LocalCloud
-from rehearsal.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
-from rehearsal.errors import UserError
-from rehearsal.template import (
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
+from rehearsal.cloud.server import LocalCloud
+from rehearsal.cloud.template import (
     LOCAL_CODE_BUCKET,
     Resolver,
     StackIdentity,
@@ -56,7 +56,7 @@ _NOT_EMULATED = {
 
 
 class ProvisionedStack(Protocol):
-    """What the creators record into: the parts of `rehearsal.provision.Stack` they fill in."""
+    """What the creators record into: the parts of `rehearsal.cloud.provision.Stack` they fill in."""
 
     identity: StackIdentity
     template: TransformedTemplate

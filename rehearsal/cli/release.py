@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rehearsal.approval import MODES, ApprovalGate, ApprovalInbox, release_manager_name
-from rehearsal.deployment import Deployer, UnavailableDeployer
-from rehearsal.errors import UserError
-from rehearsal.pipeline_model import load_pipeline
-from rehearsal.run_record import latest_summary, render_summary
-from rehearsal.runner import ReleaseOptions, ReleaseRunner
-from rehearsal.source import changed_paths, git, git_user, resolve_revision
+from rehearsal.base.errors import UserError
+from rehearsal.release.approval_inbox import MODES, ApprovalGate, ApprovalInbox, release_manager_name
+from rehearsal.release.deploy_port import Deployer, UnavailableDeployer
+from rehearsal.release.pipeline_model import load_pipeline
+from rehearsal.release.run_record import latest_summary, render_summary
+from rehearsal.release.runner import ReleaseOptions, ReleaseRunner
+from rehearsal.release.source import changed_paths, git, git_user, resolve_revision
 
 STATE_FOLDER = ".rehearsal"
 REMOTE_NAME = "rehearsal"
@@ -34,7 +34,7 @@ BRANCH_CONTEXT_KEY = "branch"
 def _default_deployer(state_dir: Path, time_scale: float) -> Deployer:
     """The local deployer when it is built; until then a stand-in whose deployments say so."""
     try:
-        local_deployer = importlib.import_module("rehearsal.deployer")
+        local_deployer = importlib.import_module("rehearsal.deploy.deployer")
     except ModuleNotFoundError:
         return UnavailableDeployer()
     factory: Callable[[Path, float], Deployer] = local_deployer.LocalDeployer
@@ -209,7 +209,7 @@ def run_release_remote(args: argparse.Namespace) -> int:
 
 def _hook_script(repo: Path, remote: Path) -> str:
     python = shlex.quote(sys.executable)
-    package_root = shlex.quote(str(Path(__file__).resolve().parents[1]))
+    package_root = shlex.quote(str(Path(__file__).resolve().parents[2]))
     return (
         "#!/bin/sh\n"
         "# Installed by `make release-remote`: hands each pushed ref to the rehearsal, which releases\n"

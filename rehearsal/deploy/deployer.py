@@ -22,23 +22,23 @@ from typing import IO, Any, TextIO
 
 from botocore.credentials import Credentials
 
-from rehearsal.alarms import ALARM, AlarmEvaluator, CompositeAlarmDefinition
-from rehearsal.cloud import LocalCloud, start_local_cloud
-from rehearsal.deployment import DeployOutcome, DeployRequest, RuleOutcome
-from rehearsal.environments import (
+from rehearsal.alarms.evaluator import ALARM, AlarmEvaluator, CompositeAlarmDefinition
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.intrinsics import IntrinsicResolver
+from rehearsal.cloud.provision import Stack, provision_stack
+from rehearsal.cloud.server import LocalCloud, start_local_cloud
+from rehearsal.cloud.template import load_template, transform_template
+from rehearsal.deploy.release_store import (
     DeploymentGroup,
     ReleaseStore,
     SavedRelease,
     alarm_definitions,
     deployment_groups,
 )
-from rehearsal.errors import UserError
-from rehearsal.intrinsics import IntrinsicResolver
-from rehearsal.provision import Stack, provision_stack
+from rehearsal.deploy.shift import POLL_SECONDS, log_alarm_changes, watch_shift
+from rehearsal.deploy.traffic import TrafficDriver
+from rehearsal.release.deploy_port import DeployOutcome, DeployRequest, RuleOutcome
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
-from rehearsal.shift import POLL_SECONDS, log_alarm_changes, watch_shift
-from rehearsal.template import load_template, transform_template
-from rehearsal.traffic import TrafficDriver
 
 TOOLING = "pipeline"  # the local cloud of the pipeline's own account: the artifact bucket
 _HOOK_TIMEOUT = 120.0

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rehearsal.alarms import AlarmDefinition, CompositeAlarmDefinition, UnsupportedAlarmError
-from rehearsal.cloud import LocalCloud
-from rehearsal.errors import UserError
-from rehearsal.provision import Stack
-from rehearsal.template import UnresolvedReferenceError, load_template
+from rehearsal.alarms.evaluator import AlarmDefinition, CompositeAlarmDefinition, UnsupportedAlarmError
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.provision import Stack
+from rehearsal.cloud.server import LocalCloud
+from rehearsal.cloud.template import UnresolvedReferenceError, load_template
 
 TEMPLATE_FILE = "template.json"
 RECORD_FILE = "release.json"

@@ -10,8 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rehearsal import local_cli, release_cli
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
+from rehearsal.cli import local as local_cli
+from rehearsal.cli import release as release_cli
 
 
 def build_parser() -> argparse.ArgumentParser:

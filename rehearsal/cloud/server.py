@@ -4,7 +4,7 @@ Each environment (`local`, `staging`, `production`) gets its own server process.
 state in process-wide globals, so separate processes are the only isolation that cannot leak
 (one server with per-environment names would share one account and one set of quotas), and a
 stage can be torn down without touching the other. The server runs in a small child process of
-ours (`python -m rehearsal.cloud`) that binds port 0 and reports the port it got, so there is no
+ours (`python -m rehearsal.cloud.server`) that binds port 0 and reports the port it got, so there is no
 race for a free port, and that exits when its stdin closes, so it dies with its parent even when
 the parent is killed.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs it builds carry this id
@@ -101,12 +101,12 @@ def start_local_cloud(environment: str = "local", *, startup_timeout: float = 15
         raise UserError(f"unknown environment {environment!r}: use one of {', '.join(ENVIRONMENTS)}")
     env = {key: value for key, value in os.environ.items() if key not in _COVERAGE_VARIABLES}
     process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter running our own module
-        [sys.executable, "-m", "rehearsal.cloud"],
+        [sys.executable, "-m", "rehearsal.cloud.server"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         start_new_session=True,  # Ctrl-C reaches us only; we stop the server in order
     )
     try:

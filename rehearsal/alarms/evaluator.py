@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rehearsal.metrics import MetricKey, MetricStore, dimensions
+from rehearsal.alarms.metrics import MetricKey, MetricStore, dimensions
 
 OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY, port_is_free
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, port_is_free
 
 DEFAULT_TEMPLATE = Path("service/template.yaml")
 
