@@ -3,10 +3,10 @@
 For each deploy action it takes the packaged template and its code out of the artifact bucket,
 provisions (or updates) the environment, publishes new function versions without moving the
 `live` aliases, runs the PreTraffic hook as CodeDeploy does, shifts the aliases as each
-deployment group's configuration says (time-compressed: `time_scale` real seconds per pipeline
-minute) while synthetic traffic runs, watches the deployment groups' alarms and, on ALARM, moves
-the aliases back and fails the action naming the alarm. Environments stay up (gateway serving)
-until the release ends; what they run is kept under `.rehearsal/deployer/` for the next release.
+deployment group's configuration says (time-compressed by the one `TimeScale` it is given) while
+synthetic traffic runs, watches the deployment groups' alarms and, on ALARM, moves the aliases
+back and fails the action naming the alarm. Environments stay up (gateway serving) until the
+release ends; what they run is kept under `.rehearsal/deployer/` for the next release.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import IO, Any, TextIO
 from botocore.credentials import Credentials
 
 from rehearsal.alarms.evaluator import ALARM, AlarmEvaluator, CompositeAlarmDefinition
+from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.intrinsics import IntrinsicResolver
 from rehearsal.cloud.provision import Stack, provision_stack
@@ -57,7 +58,7 @@ class _Running:
 class LocalDeployer:
     """The `Deployer` of `make release`: one per release; `close()` stops what it started."""
 
-    def __init__(self, state_dir: Path, time_scale: float) -> None:
+    def __init__(self, state_dir: Path, time_scale: TimeScale) -> None:
         self.state_dir = state_dir
         self.time_scale = time_scale
         self.store = ReleaseStore(state_dir / "deployer")
@@ -149,7 +150,7 @@ class LocalDeployer:
             environment=name,
             parameters=release.parameters,
             stack_name=release.stack_name,
-            time_scale=self.time_scale / 60,
+            time_scale=self.time_scale,
             log_sink=sink,
         )
 
@@ -306,7 +307,7 @@ class LocalDeployer:
     # ------------------------------------------------------------ stage conditions
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
+        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
     ) -> RuleOutcome:
         candidates = [environment] if environment in self.running else list(self.running)
         for name in candidates:
@@ -325,12 +326,12 @@ class LocalDeployer:
                     alarm_name, {"AlarmRule": f'ALARM("{alarm_name}")'}
                 )
             )
-            evaluator = AlarmEvaluator(metric, local.metrics, time_scale=time_scale / 60)
+            evaluator = AlarmEvaluator(metric, local.metrics, time_scale=self.time_scale)
             return self._bake(
                 local=local,
                 rule=rule,
                 evaluator=evaluator,
-                seconds=wait_minutes * time_scale,
+                seconds=self.time_scale.real_seconds_for_minutes(wait_minutes),
                 wait_minutes=wait_minutes,
                 log=log,
             )

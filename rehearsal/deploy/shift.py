@@ -12,6 +12,7 @@ from typing import TextIO
 
 from rehearsal.alarms.evaluator import AlarmEvaluator
 from rehearsal.alarms.metrics import MetricKey, dimensions
+from rehearsal.base.clock import TimeScale
 from rehearsal.deploy.release_store import DeploymentGroup, alarm_definitions
 from rehearsal.deploy.traffic import traffic_steps, weight_at
 from rehearsal.release.deploy_port import DeployOutcome, DeployRequest
@@ -37,17 +38,17 @@ def watch_shift(
     metric, _, problems = alarm_definitions(local.stack)
     for problem in problems:
         log.write(f"Alarm not evaluated offline: {problem}\n")
-    evaluator = AlarmEvaluator(metric, local.metrics, time_scale=request.time_scale / 60)
+    evaluator = AlarmEvaluator(metric, local.metrics, time_scale=local.time_scale)
     watched = list(dict.fromkeys(name for g in shifting for name in g.alarms))  # groups' order
     steps = {g: traffic_steps(g.config_name) for g in shifting}
     length = max((s[-1][0] for s in steps.values()), default=0.0)
     configs = ", ".join(sorted({g.config_name for g in shifting})) or "no alias to shift"
     log.write(
         f"Shifting {len(shifting)} aliases ({configs}): {length:g} pipeline minutes = "
-        f"{length * request.time_scale:.1f} s; watching {len(watched)} alarms\n"
+        f"{local.time_scale.real_seconds_for_minutes(length):.1f} s; watching {len(watched)} alarms\n"
     )
     started = time.monotonic()
-    clock = ShiftClock(request.time_scale)
+    clock = ShiftClock(local.time_scale)
     applied: dict[DeploymentGroup, float] = {}
     while True:
         minute = clock.minute()
@@ -90,14 +91,14 @@ def watch_shift(
 class ShiftClock:
     """Pipeline minutes into a shift, less the real time held waiting for canary traffic."""
 
-    def __init__(self, time_scale: float) -> None:
+    def __init__(self, time_scale: TimeScale) -> None:
         self.time_scale = time_scale
         self.started = self.polled = time.monotonic()
         self.held = 0.0
         self.step_started = time.time()  # wall clock, as the metrics are stamped
 
     def minute(self) -> float:
-        return (time.monotonic() - self.started - self.held) / self.time_scale
+        return self.time_scale.pipeline_minutes(time.monotonic() - self.started - self.held)
 
     def hold(self) -> float:
         """Stop the clock since the last poll; the minute it stays at."""

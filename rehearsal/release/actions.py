@@ -39,7 +39,6 @@ class ReleaseOptions:
     revision: SourceRevision
     state_dir: Path
     allow_dirty: bool = False
-    time_scale: float = 1.0
     out: TextIO | None = None
     stack_name: str | None = None
     max_restarts: int = 2
@@ -292,7 +291,6 @@ class ActionExecutors:
                 parameters=pending.parameters,
                 capabilities=pending.capabilities,
                 commit=self.options.revision.commit,
-                time_scale=self.options.time_scale,
                 log=log,
             )
         )

@@ -26,7 +26,6 @@ class DeployRequest:
     parameters: Mapping[str, str]  # `ParameterOverrides`
     capabilities: tuple[str, ...]
     commit: str  # the release's commit: the deployer labels versions with it
-    time_scale: float  # real seconds per pipeline minute (a 10-minute canary at 2.0 takes 20 s)
     log: TextIO  # the action's log
 
 
@@ -54,7 +53,7 @@ class Deployer(Protocol):
         ...
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
+        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
     ) -> RuleOutcome:
         """A V2 `CloudWatchAlarm` rule: watch `alarm_name` for `wait_minutes` (time-compressed)."""
         ...
@@ -66,28 +65,3 @@ class Deployer(Protocol):
     def close(self) -> None:
         """Stop what the deployer started for this release (environments' state persists)."""
         ...
-
-
-class UnavailableDeployer:
-    """Stands in until the local deployer exists: deploy actions fail with a message that says so."""
-
-    message = (
-        "the local deployer (rehearsal/deployer.py) is not available yet: deployments cannot run offline"
-    )
-
-    def build_environment(self) -> Mapping[str, str]:
-        return {}
-
-    def deploy(self, request: DeployRequest) -> DeployOutcome:
-        return DeployOutcome(False, self.message)
-
-    def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
-    ) -> RuleOutcome:
-        return RuleOutcome(False, self.message)
-
-    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
-        return DeployOutcome(False, self.message)
-
-    def close(self) -> None:
-        return None

@@ -290,7 +290,6 @@ class ReleaseRunner:
             environment=_stage_environment(stage),
             alarm_name=rule.configuration.get("AlarmName", ""),
             wait_minutes=float(rule.configuration.get("WaitTime", "0") or 0),
-            time_scale=self.options.time_scale,
             log=log,
         )
         return Outcome(outcome.succeeded, outcome.message)

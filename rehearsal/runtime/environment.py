@@ -17,6 +17,7 @@ from typing import Any
 
 from rehearsal.alarms.evaluator import AlarmEvaluator
 from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.clock import REAL_TIME, TimeScale
 from rehearsal.cloud.provision import Stack, provision_stack
 from rehearsal.cloud.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalCloud, start_local_cloud
 from rehearsal.cloud.template import (
@@ -48,7 +49,7 @@ class LocalEnvironment:
     functions: LocalFunctions
     control: ControlPlane
     gateway: Gateway
-    time_scale: float
+    time_scale: TimeScale
     log_sink: LogSink
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -106,7 +107,7 @@ class LocalEnvironment:
                 sqs=self.cloud.client("sqs"),
                 store=self.metrics,
                 stopping=self.stopping,
-                interval=max(60 * self.time_scale, 0.5),
+                interval=max(self.time_scale.real_seconds(60), 0.5),
             )
         )
         for thread in self.threads:
@@ -170,7 +171,7 @@ def start_environment(
     parameters: Mapping[str, str] | None = None,
     port: int = 0,
     stack_name: str | None = None,
-    time_scale: float = 1.0,
+    time_scale: TimeScale = REAL_TIME,
     log_sink: LogSink | None = None,
     max_concurrency: int = 10,
 ) -> LocalEnvironment:

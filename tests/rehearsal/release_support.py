@@ -81,7 +81,7 @@ class InMemoryDeployer:
         )
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
+        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
     ) -> RuleOutcome:
         if alarm_name in self.alarms_in_alarm:
             return RuleOutcome(False, f"alarm {alarm_name} went to ALARM during the bake")
@@ -115,7 +115,6 @@ def run_release(
             revision=resolve_revision(repo),
             state_dir=state_dir,
             allow_dirty=allow_dirty,
-            time_scale=0.01,
             out=out,
         ),
         deployer=deployer,

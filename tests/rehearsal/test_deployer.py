@@ -19,6 +19,7 @@ from rehearsal.alarms.evaluator import (
     UnsupportedAlarmError,
     parse_alarm_rule,
 )
+from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.template import load_template
 from rehearsal.deploy.deployer import LocalDeployer
@@ -29,7 +30,7 @@ from rehearsal.release.deploy_port import DeployRequest
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "artifactsbucket88671897"
-TIME_SCALE = 0.2
+TIME_SCALE = TimeScale(seconds_per_minute=0.2)
 
 # ---------------------------------------------------------------- pure parts
 
@@ -93,9 +94,7 @@ def test_a_release_cannot_be_staged_without_the_artifact_bucket(tmp_path: Path) 
 def test_without_environments_rules_and_rollbacks_fail_with_a_reason(tmp_path: Path) -> None:
     deployer = LocalDeployer(tmp_path, TIME_SCALE)
     log = io.StringIO()
-    rule = deployer.evaluate_alarm_rule(
-        environment="staging", alarm_name="x-bake", wait_minutes=1, time_scale=TIME_SCALE, log=log
-    )
+    rule = deployer.evaluate_alarm_rule(environment="staging", alarm_name="x-bake", wait_minutes=1, log=log)
     assert not rule.succeeded and "not defined" in rule.message
     assert not deployer.roll_back(environment="staging", log=log).succeeded
     deployer.close()
@@ -153,7 +152,6 @@ def _request(template: Path, commit: str, deployment_type: str) -> DeployRequest
         parameters={"Environment": "staging", "DeploymentType": deployment_type},
         capabilities=(),
         commit=commit,
-        time_scale=TIME_SCALE,
         log=io.StringIO(),
     )
 
@@ -210,7 +208,6 @@ def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager])
         environment="staging",
         alarm_name="orders-staging-bake",
         wait_minutes=30,
-        time_scale=TIME_SCALE,
         log=log,
     )
     assert not bake.succeeded, log.getvalue()
@@ -224,7 +221,6 @@ def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager])
         environment=None,
         alarm_name="orders-staging-Api5xxAlarm",
         wait_minutes=1,
-        time_scale=TIME_SCALE,
         log=log,
     )
     assert plain.message.startswith("alarm orders-staging-Api5xxAlarm")

@@ -194,7 +194,7 @@ def test_two_releases_in_the_same_second_get_their_own_run_folders(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_dir = repo / ".rehearsal"
-    options = ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir, time_scale=0.01)
+    options = ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir)
     gate = ApprovalGate(ApprovalInbox(state_dir), mode="auto", release_manager="rm")
     first = ReleaseRunner(options, deployer=InMemoryDeployer(), approvals=gate).run()
     monkeypatch.setattr("rehearsal.release.runner._run_id", lambda revision: first.run_id)

@@ -21,13 +21,15 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
+from rehearsal.base.clock import TimeScale
 from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.deploy.traffic import TrafficDriver
 from rehearsal.release.runner import ReleaseResult
 from tests.rehearsal.release_support import commit, run_git
 
 REPO = Path(__file__).resolve().parents[2]
-TIME_SCALE = 0.5  # real seconds per pipeline minute: 35 pipeline minutes of canaries and bakes in 17.5 s
+# 35 pipeline minutes of canaries and bakes in 17.5 s
+TIME_SCALE = TimeScale(seconds_per_minute=0.5)
 CANARY_STEP_MINUTES = 5  # staging's Canary10Percent5Minutes: the fault must be caught within this step
 ORDERS_LOGIC = "service/src/orders/logic/orders.py"
 SUBMIT_HANDLER = "service/src/orders/handlers/submit.py"
@@ -81,7 +83,6 @@ def _release(repo: Path) -> ReleaseResult:
             repo=repo,
             revision=resolve_revision(repo),
             state_dir=state_dir,
-            time_scale=TIME_SCALE,
             out=None,
         ),
         deployer=LocalDeployer(state_dir, TIME_SCALE),
@@ -176,7 +177,7 @@ def test_a_faulty_release_is_rolled_back_during_the_staging_canary(releases: Rel
     deploy_log = (releases.faulty.run_dir / "logs" / "Staging.Service_Deploy.log").read_text(encoding="utf-8")
     rollback = re.search(r"is in ALARM after ([\d.]+) s", deploy_log)
     assert rollback, deploy_log
-    assert float(rollback.group(1)) < CANARY_STEP_MINUTES * TIME_SCALE, deploy_log
+    assert float(rollback.group(1)) < TIME_SCALE.real_seconds_for_minutes(CANARY_STEP_MINUTES), deploy_log
     for environment in ("staging", "production"):
         created, not_found = _serving(releases.repo, environment)
         assert releases.marker in not_found

@@ -155,7 +155,7 @@ def test_an_approval_given_from_another_shell_lets_the_release_continue(repo: Pa
     inbox = ApprovalInbox(state_dir)
     gate = ApprovalGate(inbox, mode="wait", release_manager="nobody", poll_seconds=0.01, timeout_seconds=60)
     runner = ReleaseRunner(
-        ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir, time_scale=0.01),
+        ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir),
         deployer=InMemoryDeployer(),
         approvals=gate,
     )

@@ -15,6 +15,7 @@ from rehearsal.alarms.evaluator import (
     UnsupportedAlarmError,
 )
 from rehearsal.alarms.metrics import MetricStore, compute_statistic
+from rehearsal.base.clock import TimeScale
 from rehearsal.runtime.environment import LocalEnvironment
 
 NOW = 1_000_000.0
@@ -181,7 +182,10 @@ def test_alarms_it_cannot_emulate_are_refused_with_the_reason(
 def test_time_compression_shrinks_the_period() -> None:
     store = MetricStore()
     evaluator = AlarmEvaluator(
-        [_alarm(TreatMissingData="notBreaching")], store, time_scale=0.05, clock=lambda: NOW
+        [_alarm(TreatMissingData="notBreaching")],
+        store,
+        time_scale=TimeScale(seconds_per_minute=3),
+        clock=lambda: NOW,
     )
     _errors(store, (1, 5))  # 5 s ago: outside a 3 s compressed period
     evaluator.evaluate()
