@@ -13,6 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from rehearsal.base.aws import (
+    LAMBDA_DEFAULT_MEMORY_MB,
+    LAMBDA_DEFAULT_TIMEOUT_SECONDS,
+    SQS_DEFAULT_BATCH_SIZE,
+)
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
 from rehearsal.cloud.server import LocalCloud
@@ -295,8 +300,8 @@ class ResourceCreators:
             name=name,
             handler=props["Handler"],
             code=self._code(logical_id, props.get("Code", {})),
-            timeout=float(props.get("Timeout", 3)),
-            memory_mb=int(props.get("MemorySize", 128)),
+            timeout=float(props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT_SECONDS)),
+            memory_mb=int(props.get("MemorySize", LAMBDA_DEFAULT_MEMORY_MB)),
             runtime=str(props.get("Runtime", "python3.13")),
             environment=(properties.get("Environment") or {}).get("Variables", {}),
             version_logical_id=version_id,
@@ -353,7 +358,7 @@ class ResourceCreators:
                 function=str(props["FunctionName"]),
                 queue_url=url,
                 queue_arn=arn,
-                batch_size=int(props.get("BatchSize", 10)),
+                batch_size=int(props.get("BatchSize", SQS_DEFAULT_BATCH_SIZE)),
                 batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                 report_batch_item_failures="ReportBatchItemFailures"
                 in props.get("FunctionResponseTypes", []),

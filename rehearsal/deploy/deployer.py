@@ -23,8 +23,10 @@ from typing import IO, Any, TextIO
 from botocore.credentials import Credentials
 
 from rehearsal.alarms.evaluator import ALARM, AlarmEvaluator, CompositeAlarmDefinition
+from rehearsal.base.aws import PIPELINE
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
+from rehearsal.base.layout import StateLayout
 from rehearsal.cloud.intrinsics import IntrinsicResolver
 from rehearsal.cloud.provision import Stack, provision_stack
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
@@ -41,7 +43,6 @@ from rehearsal.deploy.traffic import TrafficDriver
 from rehearsal.release.deploy_port import DeployOutcome, DeployRequest, RuleOutcome
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
 
-TOOLING = "pipeline"  # the local cloud of the pipeline's own account: the artifact bucket
 _HOOK_TIMEOUT = 120.0
 
 
@@ -61,7 +62,8 @@ class LocalDeployer:
     def __init__(self, state_dir: Path, time_scale: TimeScale) -> None:
         self.state_dir = state_dir
         self.time_scale = time_scale
-        self.store = ReleaseStore(state_dir / "deployer")
+        self.layout = StateLayout(root=state_dir)
+        self.store = ReleaseStore(self.layout.deployer)
         self.tooling: LocalCloud | None = None
         self.running: dict[str, _Running] = {}
         self.last_deployed: str | None = None
@@ -82,7 +84,7 @@ class LocalDeployer:
 
     def _tooling(self) -> LocalCloud:
         if self.tooling is None:
-            self.tooling = start_local_cloud(TOOLING)
+            self.tooling = start_local_cloud(PIPELINE)  # the pipeline's own account: the artifact bucket
         s3 = self.tooling.client("s3")
         existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
         for name in self._pipeline_buckets():
@@ -92,7 +94,7 @@ class LocalDeployer:
 
     def _pipeline_buckets(self) -> list[str]:
         """Buckets of the deployed pipeline's stacks, named as the pipeline model resolves a `Ref` to them."""
-        assembly = self.state_dir / "pipeline" / "assembly"
+        assembly = self.layout.pipeline_assembly
         names: list[str] = []
         for template_file in sorted(assembly.glob("*.template.json")):
             template = json.loads(template_file.read_text(encoding="utf-8"))
@@ -138,7 +140,7 @@ class LocalDeployer:
         return self.running[name]
 
     def _start(self, name: str, release: SavedRelease) -> LocalEnvironment:
-        sink_file = (self.state_dir / "deployer" / name / "runtime.log").open("a", encoding="utf-8")
+        sink_file = self.layout.runtime_log(name).open("a", encoding="utf-8")
         self._runtime_logs.append(sink_file)
 
         def sink(record: dict[str, Any]) -> None:

@@ -13,11 +13,11 @@ import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rehearsal.alarms.evaluator import AlarmDefinition, CompositeAlarmDefinition, UnsupportedAlarmError
+from rehearsal.base.clock import timestamp
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.provision import Stack
 from rehearsal.cloud.server import LocalCloud
@@ -115,7 +115,7 @@ class ReleaseStore:
             "stack_name": stack_name,
             "parameters": dict(parameters),
             "packaged_from": {uri: path for uri, path in downloads.items()},
-            "staged_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "staged_at": timestamp(),
         }
         (directory / RECORD_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         return SavedRelease(directory, commit, stack_name, dict(parameters))

@@ -12,12 +12,13 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from rehearsal.base.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from rehearsal.base.clock import timestamp
 from rehearsal.base.errors import UserError
-from rehearsal.cloud.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+from rehearsal.base.layout import StateLayout
 from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
 from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
@@ -83,8 +84,8 @@ class Attempt:
 OFFLINE_AWS = {
     "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
     "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
 }
 _REAL_AWS_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
@@ -107,7 +108,7 @@ class ActionExecutors:
         self.deployer = deployer
         self.approvals = approvals
         self.progress = progress
-        self.pipeline_dir = options.state_dir / "pipeline" / "assembly"
+        self.pipeline_dir = StateLayout(root=options.state_dir).pipeline_assembly
 
     def executor_for(self, action: Action, model: PipelineModel) -> Executor:
         kind = (action.type.category, action.type.provider)
@@ -300,7 +301,7 @@ class ActionExecutors:
             "commit": self.options.revision.commit,
             "run_id": record.run_id,
             "stack": stack,
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "at": timestamp(),
         }
         save_state(self.options.state_dir, state)
         self._publish(action, attempt, dict(outcome.outputs))

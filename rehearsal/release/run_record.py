@@ -1,12 +1,10 @@
 """What a release leaves behind and shows: live progress, the run record, the summary table, the state.
 
-Layout under `.rehearsal/`:
-  runs/<id>/summary.json        result, failed_stage, stages and actions, approval, environments
-  runs/<id>/logs/<Stage>.<Action>.log   one log per action (a restarted release keeps logs-attempt-N/)
-  runs/<id>/artifacts/<name>/   the run's artifact store
-  runs/<id>/reports/<action>/   report files the buildspecs named
-  runs/latest -> <id>
-  state.json                    per environment, the commit serving 100% of its traffic (across runs)
+A run's folder (`.rehearsal/runs/<id>/`, see base/layout.py for the rest of `.rehearsal/`):
+  summary.json                  result, failed_stage, stages and actions, approvals, environments
+  logs/<Stage>.<Action>.log     one log per action (a restarted release keeps logs-attempt-N/)
+  artifacts/<name>/             the run's artifact store
+  reports/<action>/             report files the buildspecs named
 """
 
 from __future__ import annotations
@@ -16,14 +14,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from rehearsal.base.aws import RELEASE_ENVIRONMENTS
+from rehearsal.base.clock import timestamp
+from rehearsal.base.layout import StateLayout
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 IN_PROGRESS = "InProgress"
-ENVIRONMENTS = ("staging", "production")
 
 
 @dataclass
@@ -45,24 +45,20 @@ class StageResult:
     actions: list[ActionResult] = field(default_factory=list)
 
 
-def _timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def load_state(state_dir: Path) -> dict[str, Any]:
-    path = state_dir / "state.json"
+    path = StateLayout(root=state_dir).state_file
     state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     state.setdefault("environments", {})
     return state
 
 
 def save_state(state_dir: Path, state: dict[str, Any]) -> None:
-    _write_json(state_dir / "state.json", state)
+    _write_json(StateLayout(root=state_dir).state_file, state)
 
 
 def environments_view(state: dict[str, Any]) -> dict[str, Any]:
     """Every environment the state knows, staging and production always present (commit None if never)."""
-    view: dict[str, Any] = {name: {"commit": None} for name in ENVIRONMENTS}
+    view: dict[str, Any] = {name: {"commit": None} for name in RELEASE_ENVIRONMENTS}
     view.update(state.get("environments") or {})
     return view
 
@@ -71,7 +67,8 @@ class RunRecord:
     def __init__(self, state_dir: Path, run_id: str, summary: dict[str, Any]) -> None:
         self.state_dir = state_dir
         self.run_id = run_id
-        self.directory = state_dir / "runs" / run_id
+        layout = StateLayout(root=state_dir)
+        self.directory = layout.run(run_id)
         self.directory.mkdir(parents=True, exist_ok=False)
         self.logs = self.directory / "logs"
         self.logs.mkdir()
@@ -84,10 +81,10 @@ class RunRecord:
             "failed_stage": None,
             **summary,
         }
-        self.summary.setdefault("started_at", _timestamp())
+        self.summary.setdefault("started_at", timestamp())
         self.stages: list[StageResult] = []
         self.write()
-        _point_latest(state_dir / "runs", run_id)
+        _point_latest(layout.runs, run_id)
 
     def log_path(self, stage: str, action: str) -> Path:
         return self.logs / f"{_safe(stage)}.{_safe(action)}.log"
@@ -117,7 +114,7 @@ class RunRecord:
             result=result,
             failed_stage=failed_stage,
             message=message,
-            ended_at=_timestamp(),
+            ended_at=timestamp(),
             environments=environments,
         )
         for action in (a for s in self.stages for a in s.actions if a.state == IN_PROGRESS):
@@ -132,7 +129,7 @@ class RunRecord:
 
 
 def latest_summary(state_dir: Path) -> dict[str, Any] | None:
-    path = state_dir / "runs" / "latest" / "summary.json"
+    path = StateLayout(root=state_dir).latest_summary
     if not path.is_file():
         return None
     summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))

@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from rehearsal.base.clock import run_id_stamp
 from rehearsal.base.errors import UserError
+from rehearsal.base.layout import StateLayout
 from rehearsal.release.actions import ActionExecutors, Attempt, Outcome, PipelineChanged, ReleaseOptions
 from rehearsal.release.approval_inbox import ApprovalGate
 from rehearsal.release.artifact_store import ArtifactStore
@@ -105,7 +106,8 @@ class ReleaseRunner:
         self.approvals = approvals
         self.synthesizer = synthesizer or MakeSynthesizer()
         self.progress = Progress(options.out)
-        self.pipeline_dir = options.state_dir / "pipeline" / "assembly"
+        self.layout = StateLayout(root=options.state_dir)
+        self.pipeline_dir = self.layout.pipeline_assembly
         self.executors = ActionExecutors(
             options, deployer=deployer, approvals=approvals, progress=self.progress
         )
@@ -124,7 +126,7 @@ class ReleaseRunner:
         revision = self.options.revision
         base = run_id = _run_id(revision)
         suffix = 1
-        while (self.options.state_dir / "runs" / run_id).exists():
+        while self.layout.run(run_id).exists():
             suffix += 1
             run_id = f"{base}.{suffix}"
         record = RunRecord(
@@ -134,7 +136,7 @@ class ReleaseRunner:
                 "commit": revision.commit,
                 "branch": revision.branch,
                 "commit_message": revision.message,
-                "record": str(self.options.state_dir / "runs" / run_id),
+                "record": str(self.layout.run(run_id)),
                 "restarts": [],
                 "approvals": [],
                 "notes": [],
@@ -194,7 +196,7 @@ class ReleaseRunner:
     @contextmanager
     def _release_lock(self) -> Iterator[None]:
         """V2 QUEUED execution mode: a second release waits for the running one."""
-        with (self.options.state_dir / "release.lock").open("w") as lock:
+        with self.layout.lock.open("w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -339,7 +341,7 @@ class ReleaseRunner:
 
 
 def _run_id(revision: SourceRevision) -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + revision.short
+    return f"{run_id_stamp()}-{revision.short}"
 
 
 def _stage_environment(stage: Stage) -> str | None:

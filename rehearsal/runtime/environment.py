@@ -17,9 +17,10 @@ from typing import Any
 
 from rehearsal.alarms.evaluator import AlarmEvaluator
 from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.aws import ACCESS_KEY_ID, LOCAL, SECRET_ACCESS_KEY
 from rehearsal.base.clock import REAL_TIME, TimeScale
 from rehearsal.cloud.provision import Stack, provision_stack
-from rehearsal.cloud.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalCloud, start_local_cloud
+from rehearsal.cloud.server import LocalCloud, start_local_cloud
 from rehearsal.cloud.template import (
     StackIdentity,
     UnresolvedReferenceError,
@@ -167,7 +168,7 @@ def publish_functions(
 def start_environment(
     *,
     template_path: Path,
-    environment: str = "local",
+    environment: str = LOCAL,
     parameters: Mapping[str, str] | None = None,
     port: int = 0,
     stack_name: str | None = None,

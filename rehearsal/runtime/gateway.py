@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.aws import ACCOUNT_ID
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.descriptions import RestApi
 from rehearsal.runtime.invocation import InvocationResult
@@ -50,7 +51,7 @@ class Gateway:
     credentials: Credentials
     metrics: MetricStore
     port: int = 3000
-    account_id: str = "123456789012"
+    account_id: str = ACCOUNT_ID
     log_sink: LogSink = field(default=lambda _record: None)
     routes: list[Route] = field(init=False, default_factory=list)
     problems: list[str] = field(init=False, default_factory=list)

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.aws import LAMBDA_ASYNC_ATTEMPTS
 from rehearsal.base.clock import REAL_TIME, TimeScale
 from rehearsal.cloud.descriptions import BucketSource, QueueSource
 from rehearsal.runtime.invocation import InvocationResult
 
 Invoke = Callable[[str, Any], InvocationResult]
 LogSink = Callable[[dict[str, Any]], None]
-_ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries
 
 
 def sqs_record(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
@@ -207,7 +207,7 @@ class BucketEventDelivery(_Loop):
             if (
                 "Records" in body and self.invoke(self.source.function, body).failed
             ):  # an s3:TestEvent has none
-                if attempts < _ASYNC_ATTEMPTS:
+                if attempts < LAMBDA_ASYNC_ATTEMPTS:
                     self.sqs.change_message_visibility(
                         QueueUrl=self.source.queue_url,
                         ReceiptHandle=message["ReceiptHandle"],
