@@ -28,19 +28,14 @@ from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.cloud.intrinsics import IntrinsicResolver
-from rehearsal.cloud.provision import Stack, provision_stack
+from rehearsal.cloud.provision import Stack, deploy_template
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
-from rehearsal.cloud.template import load_template, transform_template
-from rehearsal.deploy.release_store import (
-    DeploymentGroup,
-    ReleaseStore,
-    SavedRelease,
-    alarm_definitions,
-    deployment_groups,
-)
+from rehearsal.cloud.template import load_template
+from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
+from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.deploy.shift import POLL_SECONDS, log_alarm_changes, watch_shift
 from rehearsal.deploy.traffic import TrafficDriver
-from rehearsal.release.deploy_port import DeployOutcome, DeployRequest, RuleOutcome
+from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
 
 _HOOK_TIMEOUT = 120.0
@@ -106,7 +101,7 @@ class LocalDeployer:
 
     # ------------------------------------------------------------ deploy actions
 
-    def deploy(self, request: DeployRequest) -> DeployOutcome:
+    def deploy(self, request: DeployRequest) -> Outcome:
         log = request.log
         try:
             release = self.store.stage(
@@ -122,7 +117,7 @@ class LocalDeployer:
                 return self._create(request, release)
             return self._update(request, release, running)
         except UserError as error:
-            return DeployOutcome(False, str(error))
+            return Outcome.failed(str(error))
 
     def environment(self, name: str, *, log: TextIO | None = None) -> _Running | None:
         """The running environment, started from its last deployed release if need be (None: none)."""
@@ -156,7 +151,7 @@ class LocalDeployer:
             log_sink=sink,
         )
 
-    def _create(self, request: DeployRequest, release: SavedRelease) -> DeployOutcome:
+    def _create(self, request: DeployRequest, release: SavedRelease) -> Outcome:
         log = request.log
         log.write(f"Creating stack {request.stack_name} in the local {request.environment} cloud\n")
         local = self._start(request.environment, release)
@@ -165,25 +160,23 @@ class LocalDeployer:
         self.store.promote(request.environment, release)
         self.last_deployed = request.environment
         log.write("New stack: aliases point at the first versions (CodeDeploy shifts only on updates)\n")
-        return DeployOutcome(True, "stack created", outputs=local.outputs())
+        return Outcome.passed("stack created", outputs=local.outputs())
 
-    def _update(self, request: DeployRequest, release: SavedRelease, running: _Running) -> DeployOutcome:
+    def _update(self, request: DeployRequest, release: SavedRelease, running: _Running) -> Outcome:
         log = request.log
         local = running.local
         old_stack = local.stack
         log.write(
             f"Updating stack {request.stack_name}: {running.release.commit[:12]} -> {request.commit[:12]}\n"
         )
-        document = load_template(release.template)
-        declared = document.get("Parameters") or {}
-        values = {"Environment": request.environment, **release.parameters}
-        template = transform_template(
-            document,
+        stack = deploy_template(
+            local.cloud,
+            load_template(release.template),
             identity=old_stack.identity,
-            parameters={k: v for k, v in values.items() if k in declared},
+            environment=local.name,
+            parameters=release.parameters,
             base_dir=release.directory,
         )
-        stack = provision_stack(local.cloud, template, identity=old_stack.identity, environment=local.name)
         groups = deployment_groups(stack)
         before = {
             (group.function, group.alias): local.functions.alias_routing(group.function, group.alias)
@@ -203,7 +196,7 @@ class LocalDeployer:
         running.before, running.before_stack, running.release = before, old_stack, release
         self.store.promote(request.environment, release)
         self.last_deployed = request.environment
-        return DeployOutcome(True, outcome.message, outputs=local.outputs())
+        return Outcome.passed(outcome.message, outputs=local.outputs())
 
     def _shift(
         self,
@@ -212,7 +205,7 @@ class LocalDeployer:
         groups: list[DeploymentGroup],
         before: dict[tuple[str, str], dict[str, float]],
         new_versions: dict[str, str],
-    ) -> DeployOutcome:
+    ) -> Outcome:
         """CodeDeploy's part: hooks, then the shift watched by the alarms; traffic runs throughout."""
         log = request.log
         shifting = [g for g in groups if (g.function, g.alias) in before]
@@ -224,14 +217,14 @@ class LocalDeployer:
             hooks = {g.before_hook for g in shifting}
             failure = self._run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
             if failure:
-                return DeployOutcome(False, failure)
+                return Outcome.failed(failure)
             outcome = watch_shift(request, local, shifting, before, new_versions)
             log.write(f"{driver.describe()}\n")
             if not outcome.succeeded:
                 return outcome
             hooks = {g.after_hook for g in shifting}
             failure = self._run_hooks(local, hooks, "AfterAllowTraffic", log, new_versions)
-            return DeployOutcome(False, failure) if failure else outcome
+            return Outcome.failed(failure) if failure else outcome
         finally:
             driver.stop()
 
@@ -310,16 +303,16 @@ class LocalDeployer:
 
     def evaluate_alarm_rule(
         self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
-    ) -> RuleOutcome:
+    ) -> Outcome:
         candidates = [environment] if environment in self.running else list(self.running)
         for name in candidates:
             local = self.running[name].local
-            metric, composite, problems = alarm_definitions(local.stack)
-            wanted = [c for c in composite if c.name == alarm_name]
-            singles = [m for m in metric if m.name == alarm_name]
+            evaluator, alarms = local.alarm_evaluator()
+            wanted = [c for c in alarms.composite if c.name == alarm_name]
+            singles = [m for m in alarms.metric if m.name == alarm_name]
             if not wanted and not singles:
                 continue
-            for problem in problems:
+            for problem in alarms.problems:
                 log.write(f"Alarm not evaluated offline: {problem}\n")
             rule = (
                 wanted[0]
@@ -328,7 +321,6 @@ class LocalDeployer:
                     alarm_name, {"AlarmRule": f'ALARM("{alarm_name}")'}
                 )
             )
-            evaluator = AlarmEvaluator(metric, local.metrics, time_scale=self.time_scale)
             return self._bake(
                 local=local,
                 rule=rule,
@@ -337,8 +329,8 @@ class LocalDeployer:
                 wait_minutes=wait_minutes,
                 log=log,
             )
-        return RuleOutcome(
-            False, f"alarm {alarm_name} is not defined by any environment deployed in this release"
+        return Outcome.failed(
+            f"alarm {alarm_name} is not defined by any environment deployed in this release"
         )
 
     def _bake(
@@ -350,7 +342,7 @@ class LocalDeployer:
         seconds: float,
         wait_minutes: float,
         log: TextIO,
-    ) -> RuleOutcome:
+    ) -> Outcome:
         log.write(
             f"Watching {rule.name} for {wait_minutes:g} pipeline minutes ({seconds:.1f} s): {rule.rule}\n"
         )
@@ -361,8 +353,8 @@ class LocalDeployer:
                 log_alarm_changes(evaluator, log)
                 if rule.state(evaluator.states) == ALARM:
                     firing = [m for m in rule.members() if evaluator.states.get(m) == ALARM]
-                    return RuleOutcome(
-                        False, f"alarm {rule.name} went to ALARM during the bake ({', '.join(firing)})"
+                    return Outcome.failed(
+                        f"alarm {rule.name} went to ALARM during the bake ({', '.join(firing)})"
                     )
                 if time.monotonic() >= deadline:
                     break
@@ -370,12 +362,12 @@ class LocalDeployer:
         finally:
             driver.stop()
             log.write(f"{driver.describe()}\n")
-        return RuleOutcome(True, f"alarm {rule.name} stayed OK for {wait_minutes:g} minutes")
+        return Outcome.passed(f"alarm {rule.name} stayed OK for {wait_minutes:g} minutes")
 
-    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
+    def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         running = self.running.get(environment)
         if running is None or not running.before:
-            return DeployOutcome(False, f"{environment} has no earlier release of this run to roll back to")
+            return Outcome.failed(f"{environment} has no earlier release of this run to roll back to")
         self._restore(running.local, running.before, log)
         if running.before_stack is not None:
             running.local.stack = running.before_stack
@@ -383,7 +375,7 @@ class LocalDeployer:
         if previous is not None:
             running.release = previous
         running.before, running.before_stack = {}, None
-        return DeployOutcome(True, f"{environment} serves its previous release again")
+        return Outcome.passed(f"{environment} serves its previous release again")
 
     def close(self) -> None:
         for running in self.running.values():

@@ -13,9 +13,9 @@ from typing import TextIO
 from rehearsal.alarms.evaluator import AlarmEvaluator
 from rehearsal.alarms.metrics import MetricKey, dimensions
 from rehearsal.base.clock import TimeScale
-from rehearsal.deploy.release_store import DeploymentGroup, alarm_definitions
+from rehearsal.deploy.groups import DeploymentGroup
 from rehearsal.deploy.traffic import traffic_steps, weight_at
-from rehearsal.release.deploy_port import DeployOutcome, DeployRequest
+from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.runtime.environment import LocalEnvironment
 
 POLL_SECONDS = 0.05  # seconds between alarm evaluations while a shift or a bake is watched
@@ -32,13 +32,12 @@ def watch_shift(
     shifting: list[DeploymentGroup],
     before: dict[tuple[str, str], dict[str, float]],
     new_versions: dict[str, str],
-) -> DeployOutcome:
+) -> Outcome:
     """Move the aliases along their deployment configurations' steps; stop at the first ALARM."""
     log = request.log
-    metric, _, problems = alarm_definitions(local.stack)
-    for problem in problems:
+    evaluator, alarms = local.alarm_evaluator()
+    for problem in alarms.problems:
         log.write(f"Alarm not evaluated offline: {problem}\n")
-    evaluator = AlarmEvaluator(metric, local.metrics, time_scale=local.time_scale)
     watched = list(dict.fromkeys(name for g in shifting for name in g.alarms))  # groups' order
     steps = {g: traffic_steps(g.config_name) for g in shifting}
     length = max((s[-1][0] for s in steps.values()), default=0.0)
@@ -76,15 +75,14 @@ def watch_shift(
         firing = [name for name in watched if name in in_alarm]
         if firing:
             log.write(f"Rolling back: {firing[0]} is in ALARM after {time.monotonic() - started:.1f} s\n")
-            return DeployOutcome(
-                False,
+            return Outcome.failed(
                 f"rolled back: alarm {firing[0]} went to ALARM during the traffic shift "
                 f"(at {minute:.1f} of {length:g} pipeline minutes)",
                 alarm=firing[0],
             )
         if minute >= length:
             log.write(f"  {minute:5.2f} min: all aliases at 100% on the new versions\n")
-            return DeployOutcome(True, f"traffic shifted ({configs}), alarms OK")
+            return Outcome.passed(f"traffic shifted ({configs}), alarms OK")
         time.sleep(POLL_SECONDS)
 
 

@@ -22,7 +22,7 @@ from rehearsal.base.layout import StateLayout
 from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
 from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
-from rehearsal.release.deploy_port import Deployer, DeployRequest
+from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
 from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
 from rehearsal.release.run_record import Progress, RunRecord, save_state
 from rehearsal.release.source import SourceRevision, snapshot
@@ -52,13 +52,6 @@ class PipelineChanged(Exception):
         super().__init__("pipeline definition changed")
         self.model = model
         self.changes = changes
-
-
-@dataclass(frozen=True)
-class Outcome:
-    succeeded: bool
-    message: str
-    alarm: str | None = None
 
 
 @dataclass
@@ -157,14 +150,14 @@ class ActionExecutors:
                 "ConnectionArn": action.configuration.get("ConnectionArn", ""),
             },
         )
-        return Outcome(True, f"commit {revision.short}")
+        return Outcome.passed(f"commit {revision.short}")
 
     def _codebuild(
         self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
     ) -> Outcome:
         project = action.project
         if project is None:
-            return Outcome(False, "ProjectName does not refer to a CodeBuild project of the pipeline stack")
+            return Outcome.failed("ProjectName does not refer to a CodeBuild project of the pipeline stack")
         workspace = record.workspaces / f"{action.stage}.{action.name}"
         source_dir = workspace / "src"
         if workspace.exists():
@@ -202,7 +195,7 @@ class ActionExecutors:
         if result.succeeded:
             self._publish(action, attempt, result.exported_variables)
             shutil.rmtree(workspace)  # kept only when the build failed, to look into
-        return Outcome(result.succeeded, result.message)
+        return Outcome(succeeded=result.succeeded, message=result.message)
 
     def _build_variables(self, action: Action, attempt: Attempt, log: TextIO) -> dict[str, str]:
         """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""
@@ -236,8 +229,8 @@ class ActionExecutors:
         elif action.input_artifacts:
             assembly = attempt.store.require(action.input_artifacts[0])
         else:
-            return Outcome(
-                False, "the self-mutation action has no input artifact: no cloud assembly to deploy"
+            return Outcome.failed(
+                "the self-mutation action has no input artifact: no cloud assembly to deploy"
             )
         log.write(
             f"Offline self-mutation: the cloud assembly synthesized from {self.options.revision.short} "
@@ -248,7 +241,7 @@ class ActionExecutors:
         self.deploy_pipeline(assembly)
         if not changes:
             log.write("Pipeline definition unchanged\n")
-            return Outcome(True, "pipeline definition unchanged")
+            return Outcome.passed("pipeline definition unchanged")
         log.write("Pipeline definition changed:\n" + "".join(f"  {c}\n" for c in changes))
         raise PipelineChanged(load_pipeline(self.pipeline_dir, new_model.stack_name), changes)
 
@@ -272,16 +265,15 @@ class ActionExecutors:
                 attempt.change_sets[key] = pending
                 log.write(f"Change set {key[1]} for {stack}: template {pending.template.name}\n")
                 log.write(f"Parameters: {pending.parameters}\n")
-                return Outcome(True, f"change set {key[1]} created")
+                return Outcome.passed(f"change set {key[1]} created")
         elif mode == "CHANGE_SET_EXECUTE":
             if key not in attempt.change_sets:
-                return Outcome(
-                    False,
+                return Outcome.failed(
                     f"no change set {key[1]} for stack {stack}: a CHANGE_SET_REPLACE action must run first",
                 )
             pending = attempt.change_sets.pop(key)
         else:
-            return Outcome(False, f"ActionMode {mode} is not emulated offline")
+            return Outcome.failed(f"ActionMode {mode} is not emulated offline")
         environment = pending.parameters.get("Environment") or action.stage.lower()
         outcome = self.deployer.deploy(
             DeployRequest(
@@ -296,7 +288,7 @@ class ActionExecutors:
             )
         )
         if not outcome.succeeded:
-            return Outcome(False, outcome.message, outcome.alarm)
+            return Outcome.failed(outcome.message, outcome.alarm)
         state.setdefault("environments", {})[environment] = {
             "commit": self.options.revision.commit,
             "run_id": record.run_id,
@@ -305,7 +297,7 @@ class ActionExecutors:
         }
         save_state(self.options.state_dir, state)
         self._publish(action, attempt, dict(outcome.outputs))
-        return Outcome(True, outcome.message)
+        return Outcome.passed(outcome.message)
 
     def _approval(
         self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
@@ -337,13 +329,13 @@ class ActionExecutors:
             f"via {decision.via}: {decision.comment}\n"
         )
         if decision.approved:
-            return Outcome(True, f"approved by {decision.by}")
-        return Outcome(False, f"rejected by {decision.by}: {decision.comment}")
+            return Outcome.passed(f"approved by {decision.by}")
+        return Outcome.failed(f"rejected by {decision.by}: {decision.comment}")
 
     def _unsupported(
         self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
     ) -> Outcome:
-        return Outcome(False, f"action type {action.type} is not emulated offline")
+        return Outcome.failed(f"action type {action.type} is not emulated offline")
 
     # ------------------------------------------------------------ variables
 

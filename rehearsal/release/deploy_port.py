@@ -29,18 +29,22 @@ class DeployRequest:
     log: TextIO  # the action's log
 
 
-@dataclass(frozen=True)
-class DeployOutcome:
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How an action, a deployment, a stage rule or a rollback ended: the one result type of a release."""
+
     succeeded: bool
     message: str
-    alarm: str | None = None  # the alarm that rolled the deployment back, if one did
+    alarm: str | None = None  # the alarm that rolled a deployment back, if one did
     outputs: Mapping[str, str] = field(default_factory=dict)  # stack outputs: the action's output variables
 
+    @classmethod
+    def passed(cls, message: str, *, outputs: Mapping[str, str] | None = None) -> Outcome:
+        return cls(succeeded=True, message=message, outputs=dict(outputs or {}))
 
-@dataclass(frozen=True)
-class RuleOutcome:
-    succeeded: bool
-    message: str
+    @classmethod
+    def failed(cls, message: str, alarm: str | None = None) -> Outcome:
+        return cls(succeeded=False, message=message, alarm=alarm)
 
 
 class Deployer(Protocol):
@@ -48,17 +52,17 @@ class Deployer(Protocol):
         """Variables for CodeBuild commands: `AWS_ENDPOINT_URL`, region, fake credentials."""
         ...
 
-    def deploy(self, request: DeployRequest) -> DeployOutcome:
+    def deploy(self, request: DeployRequest) -> Outcome:
         """Provision or update the environment and shift traffic; never raises for a failed deployment."""
         ...
 
     def evaluate_alarm_rule(
         self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
-    ) -> RuleOutcome:
+    ) -> Outcome:
         """A V2 `CloudWatchAlarm` rule: watch `alarm_name` for `wait_minutes` (time-compressed)."""
         ...
 
-    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
+    def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         """A stage condition's ROLLBACK: the environment serves again what it served before."""
         ...
 

@@ -25,10 +25,10 @@ from typing import Any, Protocol, TextIO
 from rehearsal.base.clock import run_id_stamp
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
-from rehearsal.release.actions import ActionExecutors, Attempt, Outcome, PipelineChanged, ReleaseOptions
+from rehearsal.release.actions import ActionExecutors, Attempt, PipelineChanged, ReleaseOptions
 from rehearsal.release.approval_inbox import ApprovalGate
 from rehearsal.release.artifact_store import ArtifactStore
-from rehearsal.release.deploy_port import Deployer
+from rehearsal.release.deploy_port import Deployer, Outcome
 from rehearsal.release.pipeline_model import Action, Condition, PipelineModel, Rule, Stage, load_pipeline
 from rehearsal.release.run_record import (
     FAILED,
@@ -280,21 +280,21 @@ class ReleaseRunner:
                 else:
                     environments[environment] = previous
                 save_state(self.options.state_dir, state)
-            return Outcome(outcome.succeeded, outcome.message)
+            return outcome
 
         self._timed(record, stage.name, "Rollback", "stage rollback", roll_back)
 
     def _evaluate_rule(self, stage: Stage, rule: Rule, log: TextIO) -> Outcome:
         if rule.provider != "CloudWatchAlarm":
             log.write(f"Rule provider {rule.provider} is not emulated offline: treated as passed\n")
-            return Outcome(True, f"{rule.provider} not emulated offline: passed")
+            return Outcome.passed(f"{rule.provider} not emulated offline: passed")
         outcome = self.deployer.evaluate_alarm_rule(
             environment=_stage_environment(stage),
             alarm_name=rule.configuration.get("AlarmName", ""),
             wait_minutes=float(rule.configuration.get("WaitTime", "0") or 0),
             log=log,
         )
-        return Outcome(outcome.succeeded, outcome.message)
+        return outcome
 
     # ------------------------------------------------------------ actions
 
@@ -328,7 +328,7 @@ class ReleaseRunner:
                 self.progress.action(result)
                 raise
             except UserError as error:
-                outcome = Outcome(False, str(error))
+                outcome = Outcome.failed(str(error))
             if not outcome.succeeded:
                 log.write(f"\nAction failed: {outcome.message}\n")
         result.state = SUCCEEDED if outcome.succeeded else FAILED

@@ -196,12 +196,15 @@ def test_time_compression_shrinks_the_period() -> None:
 
 
 def test_the_templates_alarms_are_scoped_to_the_published_version(fixture_env: LocalEnvironment) -> None:
-    evaluator, problems = fixture_env.alarm_evaluator()
-    assert problems == []
+    evaluator, alarms = fixture_env.alarm_evaluator()
+    assert alarms.problems == ()
+    names = fixture_env.stack.resolver.refs  # CloudWatch knows an alarm by its physical name
     by_name = {alarm.name: alarm for alarm in evaluator.alarms}
-    errors = by_name["EchoErrorsAlarm"]
+    errors = by_name[names["EchoErrorsAlarm"]]
     key = errors.queries[0].key
     assert key is not None
     echo = fixture_env.stack.functions["EchoFunction"].name
     assert dict(key.dimensions) == {"FunctionName": echo, "Resource": f"{echo}:live", "ExecutedVersion": "1"}
-    assert set(by_name) >= {"ErrorRateAlarm", "LatencyAlarm", "DeadLettersAlarm"}
+    assert set(by_name) >= {
+        names[logical_id] for logical_id in ("ErrorRateAlarm", "LatencyAlarm", "DeadLettersAlarm")
+    }
