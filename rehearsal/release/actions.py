@@ -1,8 +1,9 @@
 """One executor per CodePipeline action type: Source, CodeBuild, self-mutation, CloudFormation, Manual.
 
-Each executor gets the action, the release attempt (artifact store, variables, change sets), the run
-record, the environments' state and the action's log, and returns an `Outcome`; it never raises for
-a failure a person should read about in the summary (a `UserError` becomes a failed action).
+Each executor gets an `ActionContext` (the action, the release attempt with its artifact store,
+variables and change sets, the run record, the environments' state and the action's log) and
+returns an `Outcome`; it never raises for a failure a person should read about in the summary
+(a `UserError` becomes a failed action).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from rehearsal.base.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from rehearsal.base.clock import timestamp
@@ -24,7 +25,7 @@ from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
 from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
 from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
-from rehearsal.release.run_record import Progress, RunRecord, save_state
+from rehearsal.release.run_record import EnvironmentRecord, Progress, ReleaseState, RunRecord
 from rehearsal.release.source import SourceRevision, snapshot
 
 # The offline build image: builds use this machine's installed tools, linked into each workspace.
@@ -69,7 +70,7 @@ class Attempt:
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
     change_sets: dict[tuple[str, str], PendingChangeSet] = field(default_factory=dict)
     build_number: int = 0
-    environments_before: dict[str, Any] = field(default_factory=dict)
+    environments_before: dict[str, EnvironmentRecord] = field(default_factory=dict)
 
 
 # A rehearsal never reaches a real AWS account: builds get fake credentials and, unless the deployer
@@ -90,7 +91,19 @@ def build_base_environment(environ: Mapping[str, str], cloud: Mapping[str, str])
     return {**base, **OFFLINE_AWS, **cloud}
 
 
-Executor = Callable[[Action, Attempt, RunRecord, dict[str, Any], TextIO], Outcome]
+@dataclass(frozen=True, kw_only=True)
+class ActionContext:
+    """Everything one action's executor works with: the action, its release attempt, the run record,
+    the environments' state (a deploy action updates it) and the action's log."""
+
+    action: Action
+    attempt: Attempt
+    record: RunRecord
+    state: ReleaseState
+    log: TextIO
+
+
+Executor = Callable[[ActionContext], Outcome]
 
 
 class ActionExecutors:
@@ -127,9 +140,8 @@ class ActionExecutors:
         for path in [destination, *destination.rglob("*")]:
             os.utime(path, (SNAPSHOT_MTIME, SNAPSHOT_MTIME), follow_symlinks=False)
 
-    def _source(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _source(self, context: ActionContext) -> Outcome:
+        action, attempt, log = context.action, context.attempt, context.log
         revision = self.options.revision
         for name in action.output_artifacts:
             self.prepare_source(attempt.store.create(name))
@@ -152,9 +164,8 @@ class ActionExecutors:
         )
         return Outcome.passed(f"commit {revision.short}")
 
-    def _codebuild(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _codebuild(self, context: ActionContext) -> Outcome:
+        action, attempt, record, log = context.action, context.attempt, context.record, context.log
         project = action.project
         if project is None:
             return Outcome.failed("ProjectName does not refer to a CodeBuild project of the pipeline stack")
@@ -220,9 +231,8 @@ class ActionExecutors:
             if tool.exists() and not (source_dir / name).exists():
                 (source_dir / name).symlink_to(tool.resolve())
 
-    def _self_mutation(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _self_mutation(self, context: ActionContext) -> Outcome:
+        action, attempt, log = context.action, context.attempt, context.log
         template_path = action.configuration.get("TemplatePath", "")
         if template_path:
             assembly = attempt.store.file(template_path).parent
@@ -245,9 +255,8 @@ class ActionExecutors:
         log.write("Pipeline definition changed:\n" + "".join(f"  {c}\n" for c in changes))
         raise PipelineChanged(load_pipeline(self.pipeline_dir, new_model.stack_name), changes)
 
-    def _cloudformation(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _cloudformation(self, context: ActionContext) -> Outcome:
+        action, attempt, record, log = context.action, context.attempt, context.record, context.log
         config = {k: self._resolve(v, attempt) for k, v in action.configuration.items()}
         mode = config.get("ActionMode", "CREATE_UPDATE")
         stack = config.get("StackName", "")
@@ -289,19 +298,17 @@ class ActionExecutors:
         )
         if not outcome.succeeded:
             return Outcome.failed(outcome.message, outcome.alarm)
-        state.setdefault("environments", {})[environment] = {
-            "commit": self.options.revision.commit,
-            "run_id": record.run_id,
-            "stack": stack,
-            "at": timestamp(),
-        }
-        save_state(self.options.state_dir, state)
+        context.state.serve(
+            environment,
+            EnvironmentRecord(
+                commit=self.options.revision.commit, run_id=record.run_id, stack=stack, at=timestamp()
+            ),
+        )
         self._publish(action, attempt, dict(outcome.outputs))
         return Outcome.passed(outcome.message)
 
-    def _approval(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _approval(self, context: ActionContext) -> Outcome:
+        action, attempt, record, log = context.action, context.attempt, context.record, context.log
         inbox: ApprovalInbox = self.approvals.inbox
         request = inbox.open(
             run_id=record.run_id,
@@ -332,9 +339,8 @@ class ActionExecutors:
             return Outcome.passed(f"approved by {decision.by}")
         return Outcome.failed(f"rejected by {decision.by}: {decision.comment}")
 
-    def _unsupported(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _unsupported(self, context: ActionContext) -> Outcome:
+        action = context.action
         return Outcome.failed(f"action type {action.type} is not emulated offline")
 
     # ------------------------------------------------------------ variables

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,22 +45,52 @@ class StageResult:
     actions: list[ActionResult] = field(default_factory=list)
 
 
-def load_state(state_dir: Path) -> dict[str, Any]:
-    path = StateLayout(root=state_dir).state_file
-    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    state.setdefault("environments", {})
-    return state
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentRecord:
+    """What an environment serves at 100% after a release: `state.json` and `summary.json` keep this."""
+
+    commit: str
+    run_id: str
+    stack: str
+    at: str  # base.clock.timestamp()
 
 
-def save_state(state_dir: Path, state: dict[str, Any]) -> None:
-    _write_json(StateLayout(root=state_dir).state_file, state)
+@dataclass(kw_only=True)
+class ReleaseState:
+    """`.rehearsal/state.json`: per environment, the release serving all of its traffic (across runs)."""
 
+    state_dir: Path
+    environments: dict[str, EnvironmentRecord] = field(default_factory=dict)
 
-def environments_view(state: dict[str, Any]) -> dict[str, Any]:
-    """Every environment the state knows, staging and production always present (commit None if never)."""
-    view: dict[str, Any] = {name: {"commit": None} for name in RELEASE_ENVIRONMENTS}
-    view.update(state.get("environments") or {})
-    return view
+    @classmethod
+    def load(cls, state_dir: Path) -> ReleaseState:
+        path = StateLayout(root=state_dir).state_file
+        document = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        known = {f.name for f in fields(EnvironmentRecord)}
+        return cls(
+            state_dir=state_dir,
+            environments={
+                name: EnvironmentRecord(**{k: v for k, v in entry.items() if k in known})
+                for name, entry in (document.get("environments") or {}).items()
+            },
+        )
+
+    def serve(self, environment: str, record: EnvironmentRecord | None) -> None:
+        """Record what `environment` serves now (None: nothing), and save it at once."""
+        if record is None:
+            self.environments.pop(environment, None)
+        else:
+            self.environments[environment] = record
+        _write_json(StateLayout(root=self.state_dir).state_file, {"environments": self._as_json()})
+
+    def view(self) -> dict[str, Any]:
+        """Every environment, staging and production always present (commit None if never deployed)."""
+        view: dict[str, Any] = {name: {"commit": None} for name in RELEASE_ENVIRONMENTS}
+        view.update(self._as_json())
+        return view
+
+    def _as_json(self) -> dict[str, Any]:
+        return {name: asdict(record) for name, record in self.environments.items()}
 
 
 class RunRecord:

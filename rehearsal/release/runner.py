@@ -8,7 +8,6 @@ by runOrder (actions that share a runOrder run one after another here, in parall
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import functools
 import shutil
@@ -20,12 +19,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from rehearsal.base.clock import run_id_stamp
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
-from rehearsal.release.actions import ActionExecutors, Attempt, PipelineChanged, ReleaseOptions
+from rehearsal.release.actions import ActionContext, ActionExecutors, Attempt, PipelineChanged, ReleaseOptions
 from rehearsal.release.approval_inbox import ApprovalGate
 from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.deploy_port import Deployer, Outcome
@@ -36,11 +35,9 @@ from rehearsal.release.run_record import (
     SUCCEEDED,
     ActionResult,
     Progress,
+    ReleaseState,
     RunRecord,
-    environments_view,
-    load_state,
     render_summary,
-    save_state,
 )
 from rehearsal.release.source import SourceRevision, require_clean_tree
 
@@ -143,7 +140,7 @@ class ReleaseRunner:
             },
         )
         self.progress.line(f"Release {run_id}: {revision.short} {revision.message!r} on {revision.branch}")
-        state = load_state(self.options.state_dir)
+        state = ReleaseState.load(self.options.state_dir)
         failed_stage: str | None = None
         message = ""
         try:
@@ -178,7 +175,7 @@ class ReleaseRunner:
                 result=FAILED,
                 failed_stage=stage,
                 message="stopped with Ctrl-C",
-                environments=environments_view(state),
+                environments=state.view(),
             )
             raise
         finally:
@@ -188,7 +185,7 @@ class ReleaseRunner:
             result=result,
             failed_stage=failed_stage,
             message=message or "production reached",
-            environments=environments_view(state),
+            environments=state.view(),
         )
         self.progress.text("\n" + render_summary(record.summary))
         return ReleaseResult(result == SUCCEEDED, run_id, record.directory, record.summary)
@@ -226,12 +223,14 @@ class ReleaseRunner:
 
     # ------------------------------------------------------------ stages
 
-    def _execute(self, model: PipelineModel, record: RunRecord, state: dict[str, Any]) -> None:
+    def _execute(self, model: PipelineModel, record: RunRecord, state: ReleaseState) -> None:
         record.artifacts.mkdir(exist_ok=True)
         for stale in record.artifacts.iterdir():
             shutil.rmtree(stale)
         attempt = Attempt(model, ArtifactStore(record.artifacts))
-        attempt.environments_before = copy.deepcopy(state.get("environments") or {})
+        attempt.environments_before = dict(
+            state.environments
+        )  # records are frozen: a copy of the map is enough
         attempt.variables["codepipeline"] = {"PipelineExecutionId": record.run_id}
         for stage in model.stages:
             stage_result = record.stage(stage.name)
@@ -263,7 +262,7 @@ class ReleaseRunner:
                     raise _StageFailed(stage.name, f"{kind} rule {rule.name}: {outcome.message}")
 
     def _roll_back_stage(
-        self, stage: Stage, attempt: Attempt, record: RunRecord, state: dict[str, Any]
+        self, stage: Stage, attempt: Attempt, record: RunRecord, state: ReleaseState
     ) -> None:
         """An OnSuccess condition with Result ROLLBACK: the stage's environment serves its earlier version."""
         environment = _stage_environment(stage)
@@ -273,13 +272,7 @@ class ReleaseRunner:
         def roll_back(log: TextIO) -> Outcome:
             outcome = self.deployer.roll_back(environment=environment, log=log)
             if outcome.succeeded:
-                previous = attempt.environments_before.get(environment)
-                environments = state.setdefault("environments", {})
-                if previous is None:
-                    environments.pop(environment, None)
-                else:
-                    environments[environment] = previous
-                save_state(self.options.state_dir, state)
+                state.serve(environment, attempt.environments_before.get(environment))
             return outcome
 
         self._timed(record, stage.name, "Rollback", "stage rollback", roll_back)
@@ -298,14 +291,16 @@ class ReleaseRunner:
 
     # ------------------------------------------------------------ actions
 
-    def _run_action(self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any]) -> None:
+    def _run_action(self, action: Action, attempt: Attempt, record: RunRecord, state: ReleaseState) -> None:
         executor = self.executors.executor_for(action, attempt.model)
         result = self._timed(
             record,
             action.stage,
             action.name,
             str(action.type),
-            lambda log: executor(action, attempt, record, state, log),
+            lambda log: executor(
+                ActionContext(action=action, attempt=attempt, record=record, state=state, log=log)
+            ),
         )
         if result.state == FAILED:
             raise _StageFailed(action.stage, f"{action.name}: {result.message}")
