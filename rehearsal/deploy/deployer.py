@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from botocore.credentials import Credentials
-
-from rehearsal.alarms.evaluator import ALARM, AlarmEvaluator, CompositeAlarmDefinition
+from rehearsal.alarms.evaluator import CompositeAlarmDefinition
 from rehearsal.base.aws import PIPELINE
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
@@ -31,14 +27,14 @@ from rehearsal.cloud.intrinsics import IntrinsicResolver
 from rehearsal.cloud.provision import Stack, deploy_template
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
 from rehearsal.cloud.template import load_template
+from rehearsal.deploy.bake import bake
 from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
+from rehearsal.deploy.hooks import run_hooks
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
-from rehearsal.deploy.shift import POLL_SECONDS, log_alarm_changes, watch_shift
-from rehearsal.deploy.traffic import TrafficDriver
+from rehearsal.deploy.shift import watch_shift
+from rehearsal.deploy.traffic import start_traffic
 from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
-
-_HOOK_TIMEOUT = 120.0
 
 
 @dataclass
@@ -212,10 +208,10 @@ class LocalDeployer:
         for group in groups:
             if group not in shifting:  # a function new in this release: its alias is created on it
                 local.functions.set_alias(group.function, group.alias, {new_versions[group.function]: 1.0})
-        driver = self._traffic(local, log)  # the old versions serve it until the shift starts
+        driver = start_traffic(local, log)  # the old versions serve it until the shift starts
         try:
             hooks = {g.before_hook for g in shifting}
-            failure = self._run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
+            failure = run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
             if failure:
                 return Outcome.failed(failure)
             outcome = watch_shift(request, local, shifting, before, new_versions)
@@ -223,50 +219,10 @@ class LocalDeployer:
             if not outcome.succeeded:
                 return outcome
             hooks = {g.after_hook for g in shifting}
-            failure = self._run_hooks(local, hooks, "AfterAllowTraffic", log, new_versions)
+            failure = run_hooks(local, hooks, "AfterAllowTraffic", log, new_versions)
             return Outcome.failed(failure) if failure else outcome
         finally:
             driver.stop()
-
-    def _run_hooks(
-        self,
-        local: LocalEnvironment,
-        hooks: set[str | None],
-        event: str,
-        log: TextIO,
-        new_versions: Mapping[str, str],
-    ) -> str | None:
-        """Each distinct hook once: the groups of a SAM template share one hook that tests every version.
-
-        CodeDeploy invokes the hook by name, i.e. its `$LATEST`: the version this release just
-        published from it (invoked by number here, so no worker of an earlier `$LATEST` answers).
-        """
-        for hook in sorted(h for h in hooks if h):
-            failure = self._run_hook(local, hook, event, log, new_versions.get(hook))
-            if failure:
-                return failure
-        return None
-
-    def _run_hook(
-        self, local: LocalEnvironment, hook: str, event: str, log: TextIO, version: str | None
-    ) -> str | None:
-        """Invoke a hook as CodeDeploy does, then wait for the status it reports; the failure, if any."""
-        deployment_id = f"d-{uuid.uuid4().hex[:9].upper()}"
-        execution_id = str(uuid.uuid4())
-        log.write(f"{event} hook {hook} (deployment {deployment_id})\n")
-        result = local.functions.invoke(
-            hook,
-            {"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution_id},
-            qualifier=version,
-        )
-        status = local.control.wait_for_hook(execution_id, 0 if result.failed else _HOOK_TIMEOUT)
-        if status is None or status.status != "Succeeded":
-            reported = status.status if status else "no status (the hook did not report)"
-            detail = f": {json.dumps(result.error)}" if result.error else f": {json.dumps(result.payload)}"
-            log.write(f"{event} hook reported {reported}{detail}\n")
-            return f"rolled back: the {event} hook {hook} reported {reported}"
-        log.write(f"{event} hook reported Succeeded\n")
-        return None
 
     def _restore(
         self, local: LocalEnvironment, routing: dict[tuple[str, str], dict[str, float]], log: TextIO
@@ -274,24 +230,6 @@ class LocalDeployer:
         for (function, alias), weights in routing.items():
             local.functions.set_alias(function, alias, weights)
         log.write(f"Aliases back on the versions served before ({len(routing)} functions)\n")
-
-    def _traffic(self, local: LocalEnvironment, log: TextIO) -> TrafficDriver:
-        credentials = local.credentials()
-        errors: list[str] = []
-
-        def on_error(message: str) -> None:
-            if not errors:
-                log.write(f"  {message}\n")
-            errors.append(message)
-
-        driver = TrafficDriver(
-            local.base_url,
-            Credentials(credentials.access_key, credentials.secret_key),
-            local.cloud.region,
-            on_error=on_error,
-        )
-        driver.start()
-        return driver
 
     @staticmethod
     def _note_not_emulated(stack: Stack, log: TextIO) -> None:
@@ -321,48 +259,10 @@ class LocalDeployer:
                     alarm_name, {"AlarmRule": f'ALARM("{alarm_name}")'}
                 )
             )
-            return self._bake(
-                local=local,
-                rule=rule,
-                evaluator=evaluator,
-                seconds=self.time_scale.real_seconds_for_minutes(wait_minutes),
-                wait_minutes=wait_minutes,
-                log=log,
-            )
+            return bake(local, rule=rule, evaluator=evaluator, wait_minutes=wait_minutes, log=log)
         return Outcome.failed(
             f"alarm {alarm_name} is not defined by any environment deployed in this release"
         )
-
-    def _bake(
-        self,
-        *,
-        local: LocalEnvironment,
-        rule: CompositeAlarmDefinition,
-        evaluator: AlarmEvaluator,
-        seconds: float,
-        wait_minutes: float,
-        log: TextIO,
-    ) -> Outcome:
-        log.write(
-            f"Watching {rule.name} for {wait_minutes:g} pipeline minutes ({seconds:.1f} s): {rule.rule}\n"
-        )
-        driver = self._traffic(local, log)
-        deadline = time.monotonic() + seconds
-        try:
-            while True:
-                log_alarm_changes(evaluator, log)
-                if rule.state(evaluator.states) == ALARM:
-                    firing = [m for m in rule.members() if evaluator.states.get(m) == ALARM]
-                    return Outcome.failed(
-                        f"alarm {rule.name} went to ALARM during the bake ({', '.join(firing)})"
-                    )
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(POLL_SECONDS)
-        finally:
-            driver.stop()
-            log.write(f"{driver.describe()}\n")
-        return Outcome.passed(f"alarm {rule.name} stayed OK for {wait_minutes:g} minutes")
 
     def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         running = self.running.get(environment)

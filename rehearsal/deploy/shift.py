@@ -7,7 +7,7 @@ checks read in one place; `LocalDeployer` runs the hooks around it and rolls bac
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from rehearsal.alarms.evaluator import AlarmEvaluator
@@ -26,6 +26,16 @@ MIN_STEP_INVOCATIONS = 2
 _HOLD_LIMIT = 30.0
 
 
+def poll(check: Callable[[], Outcome | None], interval: float = POLL_SECONDS) -> Outcome:
+    """Run `check` every `interval` seconds until it returns an outcome: the one watch loop of the
+    deployer (a shift ends at 100 % or on ALARM, a bake at its deadline or on ALARM)."""
+    while True:
+        outcome = check()
+        if outcome is not None:
+            return outcome
+        time.sleep(interval)
+
+
 def watch_shift(
     request: DeployRequest,
     local: LocalEnvironment,
@@ -34,56 +44,88 @@ def watch_shift(
     new_versions: dict[str, str],
 ) -> Outcome:
     """Move the aliases along their deployment configurations' steps; stop at the first ALARM."""
-    log = request.log
-    evaluator, alarms = local.alarm_evaluator()
-    for problem in alarms.problems:
-        log.write(f"Alarm not evaluated offline: {problem}\n")
-    watched = list(dict.fromkeys(name for g in shifting for name in g.alarms))  # groups' order
-    steps = {g: traffic_steps(g.config_name) for g in shifting}
-    length = max((s[-1][0] for s in steps.values()), default=0.0)
-    configs = ", ".join(sorted({g.config_name for g in shifting})) or "no alias to shift"
-    log.write(
-        f"Shifting {len(shifting)} aliases ({configs}): {length:g} pipeline minutes = "
-        f"{local.time_scale.real_seconds_for_minutes(length):.1f} s; watching {len(watched)} alarms\n"
-    )
-    started = time.monotonic()
-    clock = ShiftClock(local.time_scale)
-    applied: dict[DeploymentGroup, float] = {}
-    while True:
+    shift = _Shift(request.log, local, shifting, before, new_versions)
+    return poll(shift.step)
+
+
+class _Shift:
+    """One traffic shift in progress: the weights applied so far, its clock and its alarms."""
+
+    def __init__(
+        self,
+        log: TextIO,
+        local: LocalEnvironment,
+        shifting: list[DeploymentGroup],
+        before: dict[tuple[str, str], dict[str, float]],
+        new_versions: dict[str, str],
+    ) -> None:
+        self.log, self.local, self.shifting = log, local, shifting
+        self.before, self.new_versions = before, new_versions
+        self.evaluator, alarms = local.alarm_evaluator()
+        for problem in alarms.problems:
+            log.write(f"Alarm not evaluated offline: {problem}\n")
+        self.watched = list(dict.fromkeys(name for g in shifting for name in g.alarms))  # groups' order
+        self.steps = {g: traffic_steps(g.config_name) for g in shifting}
+        self.length = max((s[-1][0] for s in self.steps.values()), default=0.0)
+        self.configs = ", ".join(sorted({g.config_name for g in shifting})) or "no alias to shift"
+        log.write(
+            f"Shifting {len(shifting)} aliases ({self.configs}): {self.length:g} pipeline minutes = "
+            f"{local.time_scale.real_seconds_for_minutes(self.length):.1f} s; "
+            f"watching {len(self.watched)} alarms\n"
+        )
+        self.started = time.monotonic()
+        self.clock = ShiftClock(local.time_scale)
+        self.applied: dict[DeploymentGroup, float] = {}
+
+    def step(self) -> Outcome | None:
+        """Apply the weights due now (holding a step for canary traffic), then judge the alarms."""
+        minute = self._minute()
+        self._apply(minute)
+        log_alarm_changes(self.evaluator, self.log)
+        in_alarm = set(self.evaluator.in_alarm())
+        firing = [name for name in self.watched if name in in_alarm]
+        if firing:
+            elapsed = time.monotonic() - self.started
+            self.log.write(f"Rolling back: {firing[0]} is in ALARM after {elapsed:.1f} s\n")
+            return Outcome.failed(
+                f"rolled back: alarm {firing[0]} went to ALARM during the traffic shift "
+                f"(at {minute:.1f} of {self.length:g} pipeline minutes)",
+                alarm=firing[0],
+            )
+        if minute >= self.length:
+            self.log.write(f"  {minute:5.2f} min: all aliases at 100% on the new versions\n")
+            return Outcome.passed(f"traffic shifted ({self.configs}), alarms OK")
+        return None
+
+    def _minute(self) -> float:
+        clock, applied = self.clock, self.applied
         minute = clock.minute()
         advancing = any(
             group in applied and weight_at(group_steps, minute) != applied[group]
-            for group, group_steps in steps.items()
+            for group, group_steps in self.steps.items()
         )
-        if advancing and clock.held < _HOLD_LIMIT and _starved(local, shifting, new_versions, clock):
+        if (
+            advancing
+            and clock.held < _HOLD_LIMIT
+            and _starved(self.local, self.shifting, self.new_versions, clock)
+        ):
             minute = clock.hold()
         clock.polled = time.monotonic()
-        if advancing and any(weight_at(s, minute) != applied[g] for g, s in steps.items()):
-            clock.next_step(log)
-        for group, group_steps in steps.items():
+        if advancing and any(weight_at(s, minute) != applied[g] for g, s in self.steps.items()):
+            clock.next_step(self.log)
+        return minute
+
+    def _apply(self, minute: float) -> None:
+        for group, group_steps in self.steps.items():
             weight = weight_at(group_steps, minute)
-            if applied.get(group) != weight:
-                old = serving_version(before[(group.function, group.alias)])
-                new = new_versions[group.function]
+            if self.applied.get(group) != weight:
+                old = serving_version(self.before[(group.function, group.alias)])
+                new = self.new_versions[group.function]
                 routing = {new: 1.0} if weight >= 1 else {old: 1 - weight, new: weight}
-                local.functions.set_alias(group.function, group.alias, routing)
-                if not applied:
-                    log.write(f"  {minute:5.2f} min: new versions get {weight:.0%} of traffic\n")
-                applied[group] = weight
-        log_alarm_changes(evaluator, log)
-        in_alarm = set(evaluator.in_alarm())
-        firing = [name for name in watched if name in in_alarm]
-        if firing:
-            log.write(f"Rolling back: {firing[0]} is in ALARM after {time.monotonic() - started:.1f} s\n")
-            return Outcome.failed(
-                f"rolled back: alarm {firing[0]} went to ALARM during the traffic shift "
-                f"(at {minute:.1f} of {length:g} pipeline minutes)",
-                alarm=firing[0],
-            )
-        if minute >= length:
-            log.write(f"  {minute:5.2f} min: all aliases at 100% on the new versions\n")
-            return Outcome.passed(f"traffic shifted ({configs}), alarms OK")
-        time.sleep(POLL_SECONDS)
+                self.local.functions.set_alias(group.function, group.alias, routing)
+                if not self.applied:
+                    self.log.write(f"  {minute:5.2f} min: new versions get {weight:.0%} of traffic\n")
+                self.applied[group] = weight
 
 
 class ShiftClock:

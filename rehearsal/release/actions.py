@@ -256,7 +256,7 @@ class ActionExecutors:
         raise PipelineChanged(load_pipeline(self.pipeline_dir, new_model.stack_name), changes)
 
     def _cloudformation(self, context: ActionContext) -> Outcome:
-        action, attempt, record, log = context.action, context.attempt, context.record, context.log
+        action, attempt, log = context.action, context.attempt, context.log
         config = {k: self._resolve(v, attempt) for k, v in action.configuration.items()}
         mode = config.get("ActionMode", "CREATE_UPDATE")
         stack = config.get("StackName", "")
@@ -283,6 +283,11 @@ class ActionExecutors:
             pending = attempt.change_sets.pop(key)
         else:
             return Outcome.failed(f"ActionMode {mode} is not emulated offline")
+        return self._deploy(context, stack, pending)
+
+    def _deploy(self, context: ActionContext, stack: str, pending: PendingChangeSet) -> Outcome:
+        """Execute a change set through the deployer port; on success the environment serves this commit."""
+        action, commit = context.action, self.options.revision.commit
         environment = pending.parameters.get("Environment") or action.stage.lower()
         outcome = self.deployer.deploy(
             DeployRequest(
@@ -292,19 +297,15 @@ class ActionExecutors:
                 artifacts=pending.artifacts,
                 parameters=pending.parameters,
                 capabilities=pending.capabilities,
-                commit=self.options.revision.commit,
-                log=log,
+                commit=commit,
+                log=context.log,
             )
         )
         if not outcome.succeeded:
             return Outcome.failed(outcome.message, outcome.alarm)
-        context.state.serve(
-            environment,
-            EnvironmentRecord(
-                commit=self.options.revision.commit, run_id=record.run_id, stack=stack, at=timestamp()
-            ),
-        )
-        self._publish(action, attempt, dict(outcome.outputs))
+        record = EnvironmentRecord(commit=commit, run_id=context.record.run_id, stack=stack, at=timestamp())
+        context.state.serve(environment, record)
+        self._publish(action, context.attempt, dict(outcome.outputs))
         return Outcome.passed(outcome.message)
 
     def _approval(self, context: ActionContext) -> Outcome:

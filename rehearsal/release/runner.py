@@ -120,6 +120,36 @@ class ReleaseRunner:
             return self._run_locked()
 
     def _run_locked(self) -> ReleaseResult:
+        record = self._open_record()
+        state = ReleaseState.load(self.options.state_dir)
+        failed_stage: str | None = None
+        message = ""
+        try:
+            self._run_attempts(record, state)
+        except _StageFailed as failure:
+            failed_stage, message = failure.stage, failure.message
+        except UserError as error:
+            failed_stage, message = "Setup", str(error)
+        except KeyboardInterrupt:
+            stage = record.stages[-1].name if record.stages else "Setup"
+            record.finish(
+                result=FAILED, failed_stage=stage, message="stopped with Ctrl-C", environments=state.view()
+            )
+            raise
+        finally:
+            self.deployer.close()
+        result = FAILED if failed_stage else SUCCEEDED
+        record.finish(
+            result=result,
+            failed_stage=failed_stage,
+            message=message or "production reached",
+            environments=state.view(),
+        )
+        self.progress.text("\n" + render_summary(record.summary))
+        return ReleaseResult(result == SUCCEEDED, record.run_id, record.directory, record.summary)
+
+    def _open_record(self) -> RunRecord:
+        """A new run record: the run id is the time and commit, with a suffix if that folder exists."""
         revision = self.options.revision
         base = run_id = _run_id(revision)
         suffix = 1
@@ -140,55 +170,25 @@ class ReleaseRunner:
             },
         )
         self.progress.line(f"Release {run_id}: {revision.short} {revision.message!r} on {revision.branch}")
-        state = ReleaseState.load(self.options.state_dir)
-        failed_stage: str | None = None
-        message = ""
-        try:
-            model = self._deployed_pipeline(record)
-            for attempt in range(1, self.options.max_restarts + 2):
-                record.start_attempt(attempt)
-                self.progress.fit(
-                    [s.name for s in model.stages],
-                    [a.name for s in model.stages for a in s.actions] + ["OnSuccess.Bake", "Rollback"],
-                )
-                record.summary["pipeline"] = {
-                    "stack": model.stack_name,
-                    "stages": [s.name for s in model.stages],
-                }
-                try:
-                    self._execute(model, record, state)
-                    break
-                except PipelineChanged as restart:
-                    self._announce_restart(record, restart)
-                    model = restart.model
-            else:
-                raise _StageFailed(
-                    "UpdatePipeline", "the pipeline definition kept changing: restarted too often"
-                )
-        except _StageFailed as failure:
-            failed_stage, message = failure.stage, failure.message
-        except UserError as error:
-            failed_stage, message = "Setup", str(error)
-        except KeyboardInterrupt:
-            stage = record.stages[-1].name if record.stages else "Setup"
-            record.finish(
-                result=FAILED,
-                failed_stage=stage,
-                message="stopped with Ctrl-C",
-                environments=state.view(),
+        return record
+
+    def _run_attempts(self, record: RunRecord, state: ReleaseState) -> None:
+        """Run the deployed pipeline; when self-mutation changes it, start again on the new definition."""
+        model = self._deployed_pipeline(record)
+        for attempt in range(1, self.options.max_restarts + 2):
+            record.start_attempt(attempt)
+            self.progress.fit(
+                [s.name for s in model.stages],
+                [a.name for s in model.stages for a in s.actions] + ["OnSuccess.Bake", "Rollback"],
             )
-            raise
-        finally:
-            self.deployer.close()
-        result = FAILED if failed_stage else SUCCEEDED
-        record.finish(
-            result=result,
-            failed_stage=failed_stage,
-            message=message or "production reached",
-            environments=state.view(),
-        )
-        self.progress.text("\n" + render_summary(record.summary))
-        return ReleaseResult(result == SUCCEEDED, run_id, record.directory, record.summary)
+            record.summary["pipeline"] = {"stack": model.stack_name, "stages": [s.name for s in model.stages]}
+            try:
+                self._execute(model, record, state)
+                return
+            except PipelineChanged as restart:
+                self._announce_restart(record, restart)
+                model = restart.model
+        raise _StageFailed("UpdatePipeline", "the pipeline definition kept changing: restarted too often")
 
     @contextmanager
     def _release_lock(self) -> Iterator[None]:

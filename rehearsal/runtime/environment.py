@@ -201,17 +201,7 @@ def start_environment(
         functions, control = _start_functions(
             cloud, stack, metrics, sink=sink, max_concurrency=max_concurrency, started=started
         )
-        gateway = Gateway(
-            apis=stack.rest_apis,
-            invoke=functions.invoke,
-            credentials=Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, cloud.region),
-            metrics=metrics,
-            port=port,
-            account_id=cloud.account_id,
-            log_sink=sink,
-        )
-        gateway.start()
-        started.callback(_quietly, gateway.stop)
+        gateway = _start_gateway(cloud, stack, functions, metrics, port=port, sink=sink, started=started)
         local = LocalEnvironment(
             name=environment,
             cloud=cloud,
@@ -253,6 +243,31 @@ def _start_functions(
     functions.base_environ = {**cloud.environ(), **control.environ(), **_RUNTIME_ENVIRON}
     publish_functions(stack, functions)
     return functions, control
+
+
+def _start_gateway(
+    cloud: LocalCloud,
+    stack: Stack,
+    functions: LocalFunctions,
+    metrics: MetricStore,
+    *,
+    port: int,
+    sink: LogSink,
+    started: contextlib.ExitStack,
+) -> Gateway:
+    """The local API Gateway for the stack's REST APIs, on `port` (0: any free one)."""
+    gateway = Gateway(
+        apis=stack.rest_apis,
+        invoke=functions.invoke,
+        credentials=Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, cloud.region),
+        metrics=metrics,
+        port=port,
+        account_id=cloud.account_id,
+        log_sink=sink,
+    )
+    gateway.start()
+    started.callback(_quietly, gateway.stop)
+    return gateway
 
 
 def _quietly(stop: Callable[[], None]) -> None:
