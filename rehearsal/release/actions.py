@@ -25,7 +25,7 @@ from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
 from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
 from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
-from rehearsal.release.run_record import EnvironmentRecord, Progress, ReleaseState, RunRecord
+from rehearsal.release.run_record import ApprovalEntry, EnvironmentRecord, Progress, ReleaseState, RunRecord
 from rehearsal.release.source import SourceRevision, snapshot
 
 # The offline build image: builds use this machine's installed tools, linked into each workspace.
@@ -35,8 +35,10 @@ SNAPSHOT_MTIME = 946684800  # 2000-01-01
 _VARIABLE = re.compile(r"#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ReleaseOptions:
+    """What one release runs and how: given once by the command line (or a test)."""
+
     repo: Path
     revision: SourceRevision
     state_dir: Path
@@ -322,16 +324,17 @@ class ActionExecutors:
         if action.configuration.get("NotificationArn"):
             log.write("NotificationArn: no mail is sent offline; the console shows the request instead\n")
         decision = self.approvals.wait(request)
-        entry = {
-            "stage": action.stage,
-            "action": action.name,
-            "approved": decision.approved,
-            "by": decision.by,
-            "at": decision.at,
-            "comment": decision.comment,
-            "via": decision.via,
-        }
-        record.summary["approvals"].append(entry)
+        record.summary.approvals.append(
+            ApprovalEntry(
+                stage=action.stage,
+                action=action.name,
+                approved=decision.approved,
+                by=decision.by,
+                at=decision.at,
+                comment=decision.comment,
+                via=decision.via,
+            )
+        )
         log.write(
             f"{'Approved' if decision.approved else 'Rejected'} by {decision.by} at {decision.at} "
             f"via {decision.via}: {decision.comment}\n"

@@ -93,28 +93,63 @@ class ReleaseState:
         return {name: asdict(record) for name, record in self.environments.items()}
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApprovalEntry:
+    stage: str
+    action: str
+    approved: bool
+    by: str
+    at: str
+    comment: str
+    via: str  # "APPROVE=auto", "prompt", "make approve", ...
+
+
+@dataclass(kw_only=True)
+class RunSummary:
+    """`summary.json`: one release as it goes; every part writes its field here, never a string key."""
+
+    run_id: str
+    commit: str
+    branch: str
+    commit_message: str
+    record: str  # the run's folder
+    started_at: str = field(default_factory=timestamp)
+    result: str = IN_PROGRESS
+    failed_stage: str | None = None
+    failed_action: str | None = None
+    alarm: str | None = None  # the alarm that failed the release, if one did
+    message: str = ""
+    ended_at: str | None = None
+    pipeline: dict[str, Any] | None = None  # {"stack": ..., "stages": [...]} of the definition that ran
+    restarts: list[dict[str, Any]] = field(default_factory=list)  # {"changes": [...]} per restart
+    approvals: list[ApprovalEntry] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    environments: dict[str, Any] = field(default_factory=dict)  # ReleaseState.view() at the end
+
+    def as_json(self, stages: list[StageResult]) -> dict[str, Any]:
+        document = asdict(self)
+        document["stages"] = [
+            {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in stages
+        ]
+        return document
+
+
 class RunRecord:
-    def __init__(self, state_dir: Path, run_id: str, summary: dict[str, Any]) -> None:
+    def __init__(self, state_dir: Path, summary: RunSummary) -> None:
         self.state_dir = state_dir
-        self.run_id = run_id
+        self.run_id = summary.run_id
         layout = StateLayout(root=state_dir)
-        self.directory = layout.run(run_id)
+        self.directory = layout.run(self.run_id)
         self.directory.mkdir(parents=True, exist_ok=False)
         self.logs = self.directory / "logs"
         self.logs.mkdir()
         self.artifacts = self.directory / "artifacts"
         self.reports = self.directory / "reports"
         self.workspaces = self.directory / "workspaces"
-        self.summary: dict[str, Any] = {
-            "run_id": run_id,
-            "result": IN_PROGRESS,
-            "failed_stage": None,
-            **summary,
-        }
-        self.summary.setdefault("started_at", timestamp())
+        self.summary = summary
         self.stages: list[StageResult] = []
         self.write()
-        _point_latest(layout.runs, run_id)
+        _point_latest(layout.runs, self.run_id)
 
     def log_path(self, stage: str, action: str) -> Path:
         return self.logs / f"{_safe(stage)}.{_safe(action)}.log"
@@ -131,27 +166,23 @@ class RunRecord:
         self.stages.append(result)
         return result
 
+    def as_json(self) -> dict[str, Any]:
+        return self.summary.as_json(self.stages)
+
     def write(self) -> None:
-        self.summary["stages"] = [
-            {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in self.stages
-        ]
-        _write_json(self.directory / "summary.json", self.summary)
+        _write_json(self.directory / "summary.json", self.as_json())
 
     def finish(
         self, *, result: str, failed_stage: str | None, message: str, environments: dict[str, Any]
     ) -> None:
-        self.summary.update(
-            result=result,
-            failed_stage=failed_stage,
-            message=message,
-            ended_at=timestamp(),
-            environments=environments,
-        )
+        summary = self.summary
+        summary.result, summary.failed_stage, summary.message = result, failed_stage, message
+        summary.ended_at, summary.environments = timestamp(), environments
         for action in (a for s in self.stages for a in s.actions if a.state == IN_PROGRESS):
             action.state, action.message = FAILED, message
         failed = [a for s in self.stages for a in s.actions if a.state == FAILED]
-        self.summary["failed_action"] = failed[-1].action if failed else None
-        self.summary["alarm"] = next((a.alarm for a in reversed(failed) if a.alarm), None)
+        summary.failed_action = failed[-1].action if failed else None
+        summary.alarm = next((a.alarm for a in reversed(failed) if a.alarm), None)
         for stage in self.stages:
             if stage.state == IN_PROGRESS:
                 stage.state = FAILED if result == FAILED else SUCCEEDED

@@ -37,6 +37,7 @@ from rehearsal.release.run_record import (
     Progress,
     ReleaseState,
     RunRecord,
+    RunSummary,
     render_summary,
 )
 from rehearsal.release.source import SourceRevision, require_clean_tree
@@ -145,8 +146,9 @@ class ReleaseRunner:
             message=message or "production reached",
             environments=state.view(),
         )
-        self.progress.text("\n" + render_summary(record.summary))
-        return ReleaseResult(result == SUCCEEDED, record.run_id, record.directory, record.summary)
+        summary = record.as_json()
+        self.progress.text("\n" + render_summary(summary))
+        return ReleaseResult(result == SUCCEEDED, record.run_id, record.directory, summary)
 
     def _open_record(self) -> RunRecord:
         """A new run record: the run id is the time and commit, with a suffix if that folder exists."""
@@ -158,16 +160,13 @@ class ReleaseRunner:
             run_id = f"{base}.{suffix}"
         record = RunRecord(
             self.options.state_dir,
-            run_id,
-            {
-                "commit": revision.commit,
-                "branch": revision.branch,
-                "commit_message": revision.message,
-                "record": str(self.layout.run(run_id)),
-                "restarts": [],
-                "approvals": [],
-                "notes": [],
-            },
+            RunSummary(
+                run_id=run_id,
+                commit=revision.commit,
+                branch=revision.branch,
+                commit_message=revision.message,
+                record=str(self.layout.run(run_id)),
+            ),
         )
         self.progress.line(f"Release {run_id}: {revision.short} {revision.message!r} on {revision.branch}")
         return record
@@ -181,7 +180,7 @@ class ReleaseRunner:
                 [s.name for s in model.stages],
                 [a.name for s in model.stages for a in s.actions] + ["OnSuccess.Bake", "Rollback"],
             )
-            record.summary["pipeline"] = {"stack": model.stack_name, "stages": [s.name for s in model.stages]}
+            record.summary.pipeline = {"stack": model.stack_name, "stages": [s.name for s in model.stages]}
             try:
                 self._execute(model, record, state)
                 return
@@ -202,7 +201,7 @@ class ReleaseRunner:
             yield
 
     def _announce_restart(self, record: RunRecord, restart: PipelineChanged) -> None:
-        record.summary["restarts"].append({"changes": restart.changes})
+        record.summary.restarts.append({"changes": restart.changes})
         self.progress.line("Pipeline definition changed by this release; restarting on the new definition:")
         for change in restart.changes[:40]:
             self.progress.text(f"         {change}\n")
