@@ -21,8 +21,13 @@ RELEASE_ENVIRONMENTS = (STAGING, PRODUCTION)
 SERVICE_ENVIRONMENTS = (LOCAL, *RELEASE_ENVIRONMENTS)
 ALL_ENVIRONMENTS = (*SERVICE_ENVIRONMENTS, PIPELINE)
 
-# Service defaults the template may leave out (CloudFormation's documented property defaults).
+# Service defaults a template may leave out, as AWS documents them:
+# "The default value for this setting is 3 seconds" (Lambda, "Configure Lambda function timeout").
 LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3.0
+# 128 MB: the Lambda API's MemorySize default (unverified here against an AWS page; moved unchanged).
 LAMBDA_DEFAULT_MEMORY_MB = 128
-LAMBDA_ASYNC_ATTEMPTS = 3  # an asynchronous invocation: the first try and two retries
+# "If the function returns an error, by default Lambda attempts to run it two more times"
+# (Lambda, "How Lambda handles errors and retries with asynchronous invocation").
+LAMBDA_ASYNC_ATTEMPTS = 3
+# BatchSize default 10 (Lambda, "Lambda parameters for Amazon SQS event source mappings").
 SQS_DEFAULT_BATCH_SIZE = 10
