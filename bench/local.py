@@ -30,7 +30,7 @@ def _read_lines(stream: object, lines: queue.Queue[str | None]) -> None:
 
 
 def _port_is_listening(port: int) -> bool:
-    from rehearsal.cloud import port_is_free  # noqa: PLC0415 - the rehearsal's own probe
+    from rehearsal.cloud.server import port_is_free  # noqa: PLC0415 - the rehearsal's own probe
 
     return not port_is_free(port)
 

@@ -76,7 +76,7 @@ def _packages(cloud: Any, processes: Processes, service_dir: Path, prefix: str, 
 
 
 def measure_package(processes: Processes) -> list[Figure]:
-    from rehearsal.cloud import start_local_cloud  # noqa: PLC0415 - only this figure needs the local cloud
+    from rehearsal.cloud.server import start_local_cloud  # noqa: PLC0415 - only this figure needs the local cloud
 
     with tempfile.TemporaryDirectory(prefix="bench-package-") as folder:
         work = Path(folder)

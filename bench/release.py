@@ -84,8 +84,8 @@ def _one_release(processes: Processes, clone: Path, timeout: float) -> tuple[flo
 def measure_release(processes: Processes, runs: int, timeout: float = 300.0) -> list[Figure]:
     good = Figure(name="good release, push to production", unit="s", target=TARGET_S)
     faulty = Figure(name="faulty release rolled back", unit="canary interval", target=1.0)
-    if not (REPO / "rehearsal" / "release_cli.py").is_file():
-        good.not_measured = faulty.not_measured = "rehearsal/release_cli.py does not exist yet"
+    if not (REPO / "rehearsal" / "cli" / "release.py").is_file():
+        good.not_measured = faulty.not_measured = "rehearsal/cli/release.py does not exist yet"
         return [good, faulty]
     with tempfile.TemporaryDirectory(prefix="bench-release-") as folder:
         try:

@@ -1,7 +1,7 @@
-"""`python -m rehearsal ...`: see rehearsal/cli.py."""
+"""`python -m rehearsal ...`: see rehearsal/cli/main.py."""
 
 import sys
 
-from rehearsal.cli import main
+from rehearsal.cli.main import main
 
 sys.exit(main())

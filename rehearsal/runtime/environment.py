@@ -15,15 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rehearsal.alarms import AlarmEvaluator
-from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalCloud, start_local_cloud
-from rehearsal.metrics import MetricStore
-from rehearsal.provision import Stack, provision_stack
+from rehearsal.alarms.evaluator import AlarmEvaluator
+from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.aws import ACCESS_KEY_ID, LOCAL, SECRET_ACCESS_KEY
+from rehearsal.base.clock import REAL_TIME, TimeScale
+from rehearsal.cloud.provision import Stack, StackAlarms, deploy_template
+from rehearsal.cloud.server import LocalCloud, start_local_cloud
+from rehearsal.cloud.template import (
+    StackIdentity,
+    UnresolvedReferenceError,
+    load_template,
+)
+from rehearsal.runtime.control_plane import ControlPlane
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
-from rehearsal.runtime.lambda_api import ControlPlane
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
-from rehearsal.template import StackIdentity, UnresolvedReferenceError, load_template, transform_template
 
 LogSink = Callable[[dict[str, Any]], None]
 # Settings the runtime imposes on every function, and why:
@@ -43,7 +49,7 @@ class LocalEnvironment:
     functions: LocalFunctions
     control: ControlPlane
     gateway: Gateway
-    time_scale: float
+    time_scale: TimeScale
     log_sink: LogSink
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -59,10 +65,10 @@ class LocalEnvironment:
     def credentials(self) -> Credentials:
         return self.gateway.credentials
 
-    def alarm_evaluator(self) -> tuple[AlarmEvaluator, list[str]]:
-        """An evaluator over the template's alarms as resolved now, and the alarms it had to leave out."""
-        definitions, problems = self.stack.alarm_definitions()
-        return AlarmEvaluator(definitions, self.metrics, time_scale=self.time_scale), problems
+    def alarm_evaluator(self) -> tuple[AlarmEvaluator, StackAlarms]:
+        """An evaluator over the stack's metric alarms as resolved now, and the alarms it read."""
+        alarms = self.stack.alarms()
+        return AlarmEvaluator(list(alarms.metric), self.metrics, time_scale=self.time_scale), alarms
 
     def start_event_sources(self) -> None:
         """Start SQS pollers, S3 notification delivery and the queue-depth sampler."""
@@ -101,7 +107,7 @@ class LocalEnvironment:
                 sqs=self.cloud.client("sqs"),
                 store=self.metrics,
                 stopping=self.stopping,
-                interval=max(60 * self.time_scale, 0.5),
+                interval=max(self.time_scale.real_seconds(60), 0.5),
             )
         )
         for thread in self.threads:
@@ -161,58 +167,41 @@ def publish_functions(
 def start_environment(
     *,
     template_path: Path,
-    environment: str = "local",
+    environment: str = LOCAL,
     parameters: Mapping[str, str] | None = None,
     port: int = 0,
     stack_name: str | None = None,
-    time_scale: float = 1.0,
+    time_scale: TimeScale = REAL_TIME,
     log_sink: LogSink | None = None,
     max_concurrency: int = 10,
 ) -> LocalEnvironment:
-    """Start the local cloud, provision the template, publish its functions and serve its API and events."""
+    """Start the local cloud, provision the template, publish its functions and serve its API and events.
+
+    Whatever started is stopped again, in reverse order, if a later step fails.
+    """
     sink: LogSink = log_sink or (lambda _record: None)
-    document = load_template(template_path)
-    cloud = start_local_cloud(environment)
-    started: list[Callable[[], None]] = [cloud.stop]
-    try:
+    document = load_template(template_path)  # a broken template fails before any process starts
+    with contextlib.ExitStack() as started:
+        cloud = start_local_cloud(environment)
+        started.callback(_quietly, cloud.stop)
         identity = StackIdentity(
             stack_name=stack_name or f"rehearsal-{environment}",
             region=cloud.region,
             account_id=cloud.account_id,
         )
-        values = {"Environment": environment, **(parameters or {})}
-        declared = document.get("Parameters") or {}
-        values = {key: value for key, value in values.items() if key in declared}
-        template = transform_template(
-            document, identity=identity, parameters=values, base_dir=template_path.parent
+        stack = deploy_template(
+            cloud,
+            document,
+            identity=identity,
+            environment=environment,
+            parameters=parameters or {},
+            base_dir=template_path.parent,
         )
-        stack = provision_stack(cloud, template, identity=identity, environment=environment)
         metrics = MetricStore()
-        functions = LocalFunctions(
-            metrics=metrics,
-            region=cloud.region,
-            account_id=cloud.account_id,
-            base_environ={},
-            log_sink=sink,
-            max_concurrency=max_concurrency,
+        functions, control = _start_functions(
+            cloud, stack, metrics, sink=sink, max_concurrency=max_concurrency, started=started
         )
-        started.append(functions.close)
-        control = ControlPlane(invoke=functions.invoke, log_sink=sink)
-        control.start()
-        started.append(control.stop)
-        functions.base_environ = {**cloud.environ(), **control.environ(), **_RUNTIME_ENVIRON}
-        publish_functions(stack, functions)
-        gateway = Gateway(
-            apis=stack.rest_apis,
-            invoke=functions.invoke,
-            credentials=Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, cloud.region),
-            metrics=metrics,
-            port=port,
-            account_id=cloud.account_id,
-            log_sink=sink,
-        )
-        gateway.start()
-        started.append(gateway.stop)
+        gateway = _start_gateway(cloud, stack, functions, metrics, port=port, sink=sink, started=started)
         local = LocalEnvironment(
             name=environment,
             cloud=cloud,
@@ -225,9 +214,63 @@ def start_environment(
             log_sink=sink,
         )
         local.start_event_sources()
-    except BaseException:
-        for stop in reversed(started):
-            with contextlib.suppress(Exception):
-                stop()
-        raise
+        started.pop_all()  # all up: from here `LocalEnvironment.stop()` ends it
     return local
+
+
+def _start_functions(
+    cloud: LocalCloud,
+    stack: Stack,
+    metrics: MetricStore,
+    *,
+    sink: LogSink,
+    max_concurrency: int,
+    started: contextlib.ExitStack,
+) -> tuple[LocalFunctions, ControlPlane]:
+    """The function runtime and the control plane its hooks call, with every function published."""
+    functions = LocalFunctions(
+        metrics=metrics,
+        region=cloud.region,
+        account_id=cloud.account_id,
+        base_environ={},
+        log_sink=sink,
+        max_concurrency=max_concurrency,
+    )
+    started.callback(_quietly, functions.close)
+    control = ControlPlane(invoke=functions.invoke, log_sink=sink)
+    control.start()
+    started.callback(_quietly, control.stop)
+    functions.base_environ = {**cloud.environ(), **control.environ(), **_RUNTIME_ENVIRON}
+    publish_functions(stack, functions)
+    return functions, control
+
+
+def _start_gateway(
+    cloud: LocalCloud,
+    stack: Stack,
+    functions: LocalFunctions,
+    metrics: MetricStore,
+    *,
+    port: int,
+    sink: LogSink,
+    started: contextlib.ExitStack,
+) -> Gateway:
+    """The local API Gateway for the stack's REST APIs, on `port` (0: any free one)."""
+    gateway = Gateway(
+        apis=stack.rest_apis,
+        invoke=functions.invoke,
+        credentials=Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, cloud.region),
+        metrics=metrics,
+        port=port,
+        account_id=cloud.account_id,
+        log_sink=sink,
+    )
+    gateway.start()
+    started.callback(_quietly, gateway.stop)
+    return gateway
+
+
+def _quietly(stop: Callable[[], None]) -> None:
+    """Teardown after a failed start: the first error is the one to report, not a later stop's."""
+    with contextlib.suppress(Exception):
+        stop()

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rehearsal.metrics import MetricStore
+from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.aws import LAMBDA_DEFAULT_MEMORY_MB, LAMBDA_DEFAULT_TIMEOUT_SECONDS
 from rehearsal.runtime.invocation import InvocationResult, LogSink, Worker, record_embedded_metrics
 
 LATEST = "$LATEST"
@@ -44,8 +45,8 @@ class FunctionConfig:
     handler: str
     code_dir: Path
     environment: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 3.0
-    memory_mb: int = 128
+    timeout: float = LAMBDA_DEFAULT_TIMEOUT_SECONDS
+    memory_mb: int = LAMBDA_DEFAULT_MEMORY_MB
     runtime: str = "python3.13"
 
 

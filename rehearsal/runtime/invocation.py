@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rehearsal.metrics import MetricStore
+from rehearsal.alarms.metrics import MetricStore
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 

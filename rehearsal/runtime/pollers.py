@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rehearsal.descriptions import BucketSource, QueueSource
-from rehearsal.metrics import MetricStore
+from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.aws import LAMBDA_ASYNC_ATTEMPTS
+from rehearsal.base.clock import REAL_TIME, TimeScale
+from rehearsal.cloud.descriptions import BucketSource, QueueSource
 from rehearsal.runtime.invocation import InvocationResult
 
 Invoke = Callable[[str, Any], InvocationResult]
 LogSink = Callable[[dict[str, Any]], None]
-_ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries
 
 
 def sqs_record(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
@@ -101,7 +102,7 @@ class QueuePoller(_Loop):
         region: str,
         stopping: threading.Event,
         log_sink: LogSink,
-        time_scale: float = 1.0,
+        time_scale: TimeScale = REAL_TIME,
     ) -> None:
         super().__init__(f"poller-{source.logical_id}", stopping)
         self.source = source
@@ -129,7 +130,7 @@ class QueuePoller(_Loop):
             if not batch:
                 return batch
             if window_end is None:
-                window_end = time.monotonic() + self.source.batching_window * self.time_scale
+                window_end = time.monotonic() + self.time_scale.real_seconds(self.source.batching_window)
             if time.monotonic() >= window_end:
                 break
             if not messages:
@@ -155,7 +156,7 @@ class QueuePoller(_Loop):
                 for index, message in enumerate(done[start : start + 10])
             ]
             self.sqs.delete_message_batch(QueueUrl=self.source.queue_url, Entries=entries)
-        visibility = round(self.source.visibility_timeout * self.time_scale)
+        visibility = round(self.time_scale.real_seconds(self.source.visibility_timeout))
         for start in range(0, len(retry), 10):
             entries = [
                 {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": visibility}
@@ -182,14 +183,16 @@ class BucketEventDelivery(_Loop):
         invoke: Invoke,
         stopping: threading.Event,
         log_sink: LogSink,
-        time_scale: float = 1.0,
+        time_scale: TimeScale = REAL_TIME,
     ) -> None:
         super().__init__(f"s3-events-{source.bucket}", stopping)
         self.source = source
         self.sqs = sqs
         self.invoke = invoke
         self.log_sink = log_sink
-        self.retry_delay = round(60 * time_scale)  # Lambda retries asynchronous events after about a minute
+        self.retry_delay = round(
+            time_scale.real_seconds(60)
+        )  # Lambda retries asynchronous events after about a minute
 
     def step(self) -> None:
         response = self.sqs.receive_message(
@@ -204,7 +207,7 @@ class BucketEventDelivery(_Loop):
             if (
                 "Records" in body and self.invoke(self.source.function, body).failed
             ):  # an s3:TestEvent has none
-                if attempts < _ASYNC_ATTEMPTS:
+                if attempts < LAMBDA_ASYNC_ATTEMPTS:
                     self.sqs.change_message_visibility(
                         QueueUrl=self.source.queue_url,
                         ReceiptHandle=message["ReceiptHandle"],

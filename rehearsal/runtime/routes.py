@@ -13,7 +13,7 @@ from typing import Any
 
 from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 
-from rehearsal.descriptions import RestApi
+from rehearsal.cloud.descriptions import RestApi
 
 _ANY = "x-amazon-apigateway-any-method"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch")

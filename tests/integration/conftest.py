@@ -167,9 +167,12 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             session=session,
         )
         return
+    from rehearsal.base.clock import TimeScale  # noqa: PLC0415 - only when run locally
     from rehearsal.runtime.environment import start_environment  # noqa: PLC0415 - only when run locally
 
-    environment = start_environment(template_path=TEMPLATE, environment="local", time_scale=0.001)
+    environment = start_environment(
+        template_path=TEMPLATE, environment="local", time_scale=TimeScale(seconds_per_minute=0.06)
+    )
     try:
         session = boto3.session.Session(
             aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"

@@ -16,11 +16,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from rehearsal.base.clock import TimeScale
 from rehearsal.runtime.environment import LocalEnvironment, start_environment
 
 FIXTURE_APP = Path(__file__).parent / "fixtures" / "app"
 FIXTURE_CODE = FIXTURE_APP / "src"
-TIME_SCALE = 0.01
+TIME_SCALE = TimeScale(seconds_per_minute=0.6)  # a hundred times faster than real time
 
 
 @pytest.fixture(scope="session")

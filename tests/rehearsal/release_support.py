@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from rehearsal.approval import ApprovalGate, ApprovalInbox
-from rehearsal.deployment import DeployOutcome, DeployRequest, RuleOutcome
-from rehearsal.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
-from rehearsal.source import resolve_revision
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.deploy_port import DeployRequest, Outcome
+from rehearsal.release.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
+from rehearsal.release.source import resolve_revision
 
 FIXTURES = Path(__file__).parent / "fixtures" / "release"
 ASSEMBLY = FIXTURES / "assembly"
@@ -67,34 +67,32 @@ class InMemoryDeployer:
     def build_environment(self) -> Mapping[str, str]:
         return {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"}
 
-    def deploy(self, request: DeployRequest) -> DeployOutcome:
+    def deploy(self, request: DeployRequest) -> Outcome:
         self.requests.append(request)
         alarm = f"orders-{request.environment}-SubmitOrderErrors"
         if FAULTY_MARKER in request.template.read_text(encoding="utf-8"):
             request.log.write(f"canary: {alarm} in ALARM, traffic back to the old version\n")
-            return DeployOutcome(
-                False, f"rolled back: alarm {alarm} went to ALARM during the canary", alarm=alarm
-            )
+            return Outcome.failed(f"rolled back: alarm {alarm} went to ALARM during the canary", alarm=alarm)
         if request.environment in self.serving:
             self.previous[request.environment] = self.serving[request.environment]
         self.serving[request.environment] = request.commit
-        return DeployOutcome(
-            True, "canary complete", outputs={"ApiUrl": f"http://127.0.0.1:1/{request.environment}"}
+        return Outcome.passed(
+            "canary complete", outputs={"ApiUrl": f"http://127.0.0.1:1/{request.environment}"}
         )
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
-    ) -> RuleOutcome:
+        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
+    ) -> Outcome:
         if alarm_name in self.alarms_in_alarm:
-            return RuleOutcome(False, f"alarm {alarm_name} went to ALARM during the bake")
-        return RuleOutcome(True, f"alarm {alarm_name} stayed OK for {wait_minutes:g} minutes")
+            return Outcome.failed(f"alarm {alarm_name} went to ALARM during the bake")
+        return Outcome.passed(f"alarm {alarm_name} stayed OK for {wait_minutes:g} minutes")
 
-    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
+    def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         if environment in self.previous:
             self.serving[environment] = self.previous.pop(environment)
         else:
             self.serving.pop(environment, None)
-        return DeployOutcome(True, f"{environment} rolled back")
+        return Outcome.passed(f"{environment} rolled back")
 
     def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
@@ -120,7 +118,6 @@ def run_release(
             revision=resolve_revision(repo),
             state_dir=state_dir,
             allow_dirty=allow_dirty,
-            time_scale=0.01,
             out=out,
         ),
         deployer=deployer,

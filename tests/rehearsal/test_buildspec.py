@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal.buildspec import BuildContext, BuildResult, BuildspecError, parse_buildspec, run_build
+from rehearsal.release.buildspec import BuildContext, BuildResult, BuildspecError, parse_buildspec, run_build
 
 
 def build(tmp_path: Path, spec: dict[str, Any], **context: Any) -> tuple[BuildResult, str]:

@@ -12,18 +12,25 @@ from typing import Any
 
 import pytest
 
-from rehearsal.alarms import ALARM, OK, CompositeAlarmDefinition, UnsupportedAlarmError, parse_alarm_rule
-from rehearsal.deployer import LocalDeployer
-from rehearsal.deployment import DeployRequest
-from rehearsal.environments import ReleaseStore
-from rehearsal.errors import UserError
-from rehearsal.shift import serving_version
-from rehearsal.template import load_template
-from rehearsal.traffic import traffic_steps, weight_at
+from rehearsal.alarms.evaluator import (
+    ALARM,
+    OK,
+    CompositeAlarmDefinition,
+    UnsupportedAlarmError,
+    parse_alarm_rule,
+)
+from rehearsal.base.clock import TimeScale
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.template import load_template
+from rehearsal.deploy.deployer import LocalDeployer
+from rehearsal.deploy.release_store import ReleaseStore
+from rehearsal.deploy.shift import serving_version
+from rehearsal.deploy.traffic import traffic_steps, weight_at
+from rehearsal.release.deploy_port import DeployRequest, Outcome
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "artifactsbucket88671897"
-TIME_SCALE = 0.2
+TIME_SCALE = TimeScale(seconds_per_minute=0.2)
 
 # ---------------------------------------------------------------- pure parts
 
@@ -87,9 +94,7 @@ def test_a_release_cannot_be_staged_without_the_artifact_bucket(tmp_path: Path) 
 def test_without_environments_rules_and_rollbacks_fail_with_a_reason(tmp_path: Path) -> None:
     deployer = LocalDeployer(tmp_path, TIME_SCALE)
     log = io.StringIO()
-    rule = deployer.evaluate_alarm_rule(
-        environment="staging", alarm_name="x-bake", wait_minutes=1, time_scale=TIME_SCALE, log=log
-    )
+    rule = deployer.evaluate_alarm_rule(environment="staging", alarm_name="x-bake", wait_minutes=1, log=log)
     assert not rule.succeeded and "not defined" in rule.message
     assert not deployer.roll_back(environment="staging", log=log).succeeded
     deployer.close()
@@ -147,7 +152,6 @@ def _request(template: Path, commit: str, deployment_type: str) -> DeployRequest
         parameters={"Environment": "staging", "DeploymentType": deployment_type},
         capabilities=(),
         commit=commit,
-        time_scale=TIME_SCALE,
         log=io.StringIO(),
     )
 
@@ -169,15 +173,28 @@ def _routing(
     return deployer.running["staging"].local.functions.alias_routing(function, "live")
 
 
-def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager]) -> None:
+@pytest.fixture(scope="module")
+def first_deploy(deployer: tuple[LocalDeployer, Packager]) -> Outcome:
+    """The stack created once for this module; each test below leaves staging serving it again."""
     local, packager = deployer
-    first = local.deploy(_request(packager.package(), "c1", "Canary10Percent5Minutes"))
-    assert first.succeeded, first.message
-    assert first.outputs["ApiUrl"].startswith("http://127.0.0.1:")
+    return local.deploy(_request(packager.package(), "c1", "Canary10Percent5Minutes"))
+
+
+def test_a_first_deploy_creates_the_stack_with_the_aliases_on_the_first_versions(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, _ = deployer
+    assert first_deploy.succeeded, first_deploy.message
+    assert first_deploy.outputs["ApiUrl"].startswith("http://127.0.0.1:")
     assert local.build_environment()["AWS_ENDPOINT_URL"] == local.running["staging"].local.cloud.endpoint_url
     assert _routing(local) == {"1": 1.0}
 
-    # A version the PreTraffic hook finds broken: unknown orders no longer answer 404.
+
+def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    # Unknown orders no longer answer 404: the hook's check of the new version fails.
     broken = (
         "orders/logic/orders.py",
         'raise OrderNotFoundError(f"Order {order_id} does not exist")',
@@ -188,7 +205,11 @@ def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager])
     assert "BeforeAllowTraffic hook" in hooked.message and hooked.alarm is None
     assert _routing(local) == {"1": 1.0}
 
-    # All at once, then a bake that sees valid orders fail on the new version.
+
+def test_a_bake_alarm_after_a_shift_fails_the_rule_and_a_rollback_serves_the_first_release_again(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
     faulty = (
         "orders/handlers/submit.py",
         "    request = parse_order_request(app.current_event.decoded_body)\n",
@@ -197,28 +218,24 @@ def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager])
     )
     shifted = local.deploy(_request(packager.package(faulty), "c3", "AllAtOnce"))
     assert shifted.succeeded, shifted.message
-    new = serving_version(_routing(local))
-    assert new != "1"
+    assert serving_version(_routing(local)) != "1"
     log = io.StringIO()
     bake = local.evaluate_alarm_rule(
-        environment="staging",
-        alarm_name="orders-staging-bake",
-        wait_minutes=30,
-        time_scale=TIME_SCALE,
-        log=log,
+        environment="staging", alarm_name="orders-staging-bake", wait_minutes=30, log=log
     )
     assert not bake.succeeded, log.getvalue()
     assert "orders-staging-SubmitOrderErrorsAlarm" in bake.message
-    rolled = local.roll_back(environment="staging", log=log)
-    assert rolled.succeeded
+    assert local.roll_back(environment="staging", log=log).succeeded
     assert _routing(local) == {"1": 1.0}
-    assert local.store.current("staging") is not None
-    assert local.store.current("staging").commit == "c1"  # type: ignore[union-attr]
+    current = local.store.current("staging")
+    assert current is not None and current.commit == "c1"
+
+
+def test_a_rule_on_a_metric_alarm_is_watched_like_a_composite_one(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, _ = deployer
     plain = local.evaluate_alarm_rule(
-        environment=None,
-        alarm_name="orders-staging-Api5xxAlarm",
-        wait_minutes=1,
-        time_scale=TIME_SCALE,
-        log=log,
+        environment=None, alarm_name="orders-staging-Api5xxAlarm", wait_minutes=1, log=io.StringIO()
     )
     assert plain.message.startswith("alarm orders-staging-Api5xxAlarm")

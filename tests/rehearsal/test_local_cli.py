@@ -7,15 +7,15 @@ import json
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from rehearsal.cli import build_parser, main
-from rehearsal.cloud import port_is_free
-from rehearsal.local_cli import run_local
+from rehearsal.cli.local import run_local
+from rehearsal.cli.main import build_parser, main
+from rehearsal.cloud.server import port_is_free
+from tests.rehearsal.polling import wait_for
 
 TEMPLATE = Path(__file__).parent / "fixtures" / "app" / "template.yaml"
 
@@ -53,9 +53,7 @@ def test_make_local_prints_how_to_reach_it_and_stops_every_process_and_port(tmp_
     args.quiet = False
     runner = threading.Thread(target=lambda: run_local(args, stop=stop, out=out))
     runner.start()
-    deadline = time.monotonic() + 30
-    while not outputs_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(outputs_file.exists, timeout=30, what="make local writing its outputs file")
     document = json.loads(outputs_file.read_text())
     cloud_port = int(document["endpointUrl"].rsplit(":", 1)[1])
     during = _children() - before

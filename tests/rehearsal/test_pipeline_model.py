@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from rehearsal.errors import UserError
-from rehearsal.pipeline_model import PipelineModel, load_pipeline
+from rehearsal.base.errors import UserError
+from rehearsal.release.pipeline_model import PipelineModel, load_pipeline
 from tests.rehearsal.release_support import ASSEMBLY
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from rehearsal.actions import build_base_environment
-from rehearsal.approval import ApprovalGate, ApprovalInbox
-from rehearsal.errors import UserError
-from rehearsal.runner import MakeSynthesizer, ReleaseOptions, ReleaseRunner
-from rehearsal.source import resolve_revision
+from rehearsal.base.errors import UserError
+from rehearsal.release.actions import build_base_environment
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.runner import MakeSynthesizer, ReleaseOptions, ReleaseRunner
+from rehearsal.release.source import resolve_revision
 from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_release
 from tests.rehearsal.test_runner import actions_of, edit_pipeline, summary_of
 
@@ -198,10 +198,10 @@ def test_two_releases_in_the_same_second_get_their_own_run_folders(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_dir = repo / ".rehearsal"
-    options = ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir, time_scale=0.01)
+    options = ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir)
     gate = ApprovalGate(ApprovalInbox(state_dir), mode="auto", release_manager="rm")
     first = ReleaseRunner(options, deployer=InMemoryDeployer(), approvals=gate).run()
-    monkeypatch.setattr("rehearsal.runner._run_id", lambda revision: first.run_id)
+    monkeypatch.setattr("rehearsal.release.runner._run_id", lambda revision: first.run_id)
 
     second = ReleaseRunner(options, deployer=InMemoryDeployer(), approvals=gate).run()
 

@@ -9,16 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal import release_cli
-from rehearsal.approval import ApprovalInbox
-from rehearsal.cli import main
+from rehearsal.cli import release as release_cli
+from rehearsal.cli.main import main as rehearsal_main
+from rehearsal.release.approval_inbox import ApprovalInbox
 from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_git
+
+
+def main(argv: list[str]) -> int:
+    """The command line with the in-memory deployer injected, as `make release` injects the local one."""
+    return rehearsal_main(argv, deployer_factory=lambda state_dir, time_scale: InMemoryDeployer())
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    deployer = InMemoryDeployer()
-    monkeypatch.setattr(release_cli, "deployer_factory", lambda state_dir, time_scale: deployer)
     monkeypatch.delenv("APPROVE", raising=False)
     return make_project(tmp_path)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.approval import ApprovalGate, ApprovalInbox, release_manager_name
-from rehearsal.artifacts import ArtifactStore
-from rehearsal.errors import UserError
-from rehearsal.source import changed_paths, git, git_user, resolve_revision, snapshot
+from rehearsal.base.errors import UserError
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox, release_manager_name
+from rehearsal.release.artifact_store import ArtifactStore
+from rehearsal.release.source import changed_paths, git, git_user, resolve_revision, snapshot
 from tests.rehearsal.release_support import make_project, run_git
 
 

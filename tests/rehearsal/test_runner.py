@@ -6,16 +6,16 @@ import fcntl
 import io
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rehearsal.approval import ApprovalGate, ApprovalInbox
-from rehearsal.errors import UserError
-from rehearsal.runner import ReleaseOptions, ReleaseRunner
-from rehearsal.source import resolve_revision
+from rehearsal.base.errors import UserError
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.runner import ReleaseOptions, ReleaseRunner
+from rehearsal.release.source import resolve_revision
+from tests.rehearsal.polling import wait_for
 from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_release
 
 TEMPLATE = "pipeline-assembly/OrdersPipeline.template.json"
@@ -41,7 +41,7 @@ def actions_of(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(s["name"], a["action"], a["state"]) for s in summary["stages"] for a in s["actions"]]
 
 
-def test_a_good_release_from_a_fresh_state_reaches_production(repo: Path) -> None:
+def test_a_good_release_reaches_production_and_closes_the_deployer(repo: Path) -> None:
     deployer = InMemoryDeployer()
     head = commit(repo, "nothing new")
 
@@ -155,16 +155,16 @@ def test_an_approval_given_from_another_shell_lets_the_release_continue(repo: Pa
     inbox = ApprovalInbox(state_dir)
     gate = ApprovalGate(inbox, mode="wait", release_manager="nobody", poll_seconds=0.01, timeout_seconds=60)
     runner = ReleaseRunner(
-        ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir, time_scale=0.01),
+        ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir),
         deployer=InMemoryDeployer(),
         approvals=gate,
     )
     outcome: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: outcome.update(result=runner.run()))
     thread.start()
-    deadline = time.monotonic() + 60
-    while inbox.pending() is None and thread.is_alive() and time.monotonic() < deadline:
-        thread.join(0.01)
+    wait_for(
+        lambda: inbox.pending() is not None or not thread.is_alive(), timeout=60, what="an approval request"
+    )
     request = inbox.decide(approved=True, by="Ana <ana@example.com>", comment="looks good")
     thread.join(60)
 
@@ -302,9 +302,7 @@ def test_a_release_waits_for_one_already_running(repo: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         thread = threading.Thread(target=lambda: run_release(repo, InMemoryDeployer(), out=out))
         thread.start()
-        deadline = time.monotonic() + 30
-        while "queued" not in out.getvalue() and time.monotonic() < deadline:
-            thread.join(0.01)
+        wait_for(lambda: "queued" in out.getvalue(), timeout=30, what="the second release queueing")
         fcntl.flock(lock, fcntl.LOCK_UN)
     thread.join(60)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal.alarms import (
+from rehearsal.alarms.evaluator import (
     ALARM,
     INSUFFICIENT_DATA,
     OK,
@@ -14,7 +14,8 @@ from rehearsal.alarms import (
     AlarmEvaluator,
     UnsupportedAlarmError,
 )
-from rehearsal.metrics import MetricStore, compute_statistic
+from rehearsal.alarms.metrics import MetricStore, compute_statistic
+from rehearsal.base.clock import TimeScale
 from rehearsal.runtime.environment import LocalEnvironment
 
 NOW = 1_000_000.0
@@ -181,7 +182,10 @@ def test_alarms_it_cannot_emulate_are_refused_with_the_reason(
 def test_time_compression_shrinks_the_period() -> None:
     store = MetricStore()
     evaluator = AlarmEvaluator(
-        [_alarm(TreatMissingData="notBreaching")], store, time_scale=0.05, clock=lambda: NOW
+        [_alarm(TreatMissingData="notBreaching")],
+        store,
+        time_scale=TimeScale(seconds_per_minute=3),
+        clock=lambda: NOW,
     )
     _errors(store, (1, 5))  # 5 s ago: outside a 3 s compressed period
     evaluator.evaluate()
@@ -192,12 +196,15 @@ def test_time_compression_shrinks_the_period() -> None:
 
 
 def test_the_templates_alarms_are_scoped_to_the_published_version(fixture_env: LocalEnvironment) -> None:
-    evaluator, problems = fixture_env.alarm_evaluator()
-    assert problems == []
+    evaluator, alarms = fixture_env.alarm_evaluator()
+    assert alarms.problems == ()
+    names = fixture_env.stack.resolver.refs  # CloudWatch knows an alarm by its physical name
     by_name = {alarm.name: alarm for alarm in evaluator.alarms}
-    errors = by_name["EchoErrorsAlarm"]
+    errors = by_name[names["EchoErrorsAlarm"]]
     key = errors.queries[0].key
     assert key is not None
     echo = fixture_env.stack.functions["EchoFunction"].name
     assert dict(key.dimensions) == {"FunctionName": echo, "Resource": f"{echo}:live", "ExecutedVersion": "1"}
-    assert set(by_name) >= {"ErrorRateAlarm", "LatencyAlarm", "DeadLettersAlarm"}
+    assert set(by_name) >= {
+        names[logical_id] for logical_id in ("ErrorRateAlarm", "LatencyAlarm", "DeadLettersAlarm")
+    }

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from rehearsal.cloud import port_is_free, start_local_cloud, wait_until_healthy
-from rehearsal.errors import UserError
-from rehearsal.metrics import MetricStore
+from rehearsal.alarms.metrics import MetricStore
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.server import port_is_free, start_local_cloud, wait_until_healthy
 
 
 def test_environments_are_isolated_servers_and_stop_frees_the_port() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.metrics import MetricKey, MetricStore, dimensions
+from rehearsal.alarms.metrics import MetricKey, MetricStore, dimensions
 from rehearsal.runtime.functions import FunctionConfig, FunctionNotFoundError, LocalFunctions
 
 CODE = Path(__file__).parent / "fixtures" / "app" / "src"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from rehearsal.errors import UserError
-from rehearsal.metrics import MetricKey, dimensions
+from rehearsal.alarms.metrics import MetricKey, dimensions
+from rehearsal.base.errors import UserError
 from rehearsal.runtime.environment import LocalEnvironment
 from rehearsal.runtime.gateway import Credentials, Gateway
 from rehearsal.runtime.sigv4 import SignatureError, verify_request

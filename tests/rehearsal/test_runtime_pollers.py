@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-from rehearsal.descriptions import QueueSource
-from rehearsal.metrics import MetricKey, dimensions
+from rehearsal.alarms.metrics import MetricKey, dimensions
+from rehearsal.cloud.descriptions import QueueSource
 from rehearsal.runtime.environment import LocalEnvironment
 from rehearsal.runtime.invocation import InvocationResult
 from rehearsal.runtime.pollers import failed_message_ids
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met before the deadline")
+from tests.rehearsal.polling import wait_for
 
 
 def _items(env: LocalEnvironment) -> dict[str, dict[str, Any]]:
@@ -48,12 +37,12 @@ def test_only_failed_messages_of_a_batch_return_and_end_in_the_dead_letter_queue
     for body in ("good-1", "fail", "good-2"):
         sqs.send_message(QueueUrl=outputs["WorkQueueUrl"], MessageBody=body)
 
-    _wait_for(lambda: {"good-1", "good-2"} <= set(_items(fixture_env)))
-    _wait_for(lambda: _count(fixture_env, outputs["DeadLetterQueueUrl"]) == dead_letters_before + 1)
+    wait_for(lambda: {"good-1", "good-2"} <= set(_items(fixture_env)))
+    wait_for(lambda: _count(fixture_env, outputs["DeadLetterQueueUrl"]) == dead_letters_before + 1)
 
     items = _items(fixture_env)
     assert items["good-1"]["receiveCount"]["S"] == "1", "a good message is processed once, not redelivered"
-    assert _wait_for(lambda: _count(fixture_env, outputs["WorkQueueUrl"]) == 0 or None) is None or True
+    assert wait_for(lambda: _count(fixture_env, outputs["WorkQueueUrl"]) == 0 or None) is None or True
     dead = sqs.receive_message(QueueUrl=outputs["DeadLetterQueueUrl"], MaxNumberOfMessages=10)["Messages"]
     assert [message["Body"] for message in dead] == ["fail"]
 
@@ -64,7 +53,7 @@ def test_messages_are_delivered_in_batches_up_to_the_batch_size(fixture_env: Loc
     entries = [{"Id": str(index), "MessageBody": f"batch-{index}"} for index in range(8)]
     sqs.send_message_batch(QueueUrl=queue, Entries=entries)
 
-    _wait_for(lambda: {f"batch-{index}" for index in range(8)} <= set(_items(fixture_env)))
+    wait_for(lambda: {f"batch-{index}" for index in range(8)} <= set(_items(fixture_env)))
 
     sizes = {
         int(item["batchSize"]["N"]) for key, item in _items(fixture_env).items() if key.startswith("batch-")
@@ -82,7 +71,7 @@ def test_a_created_object_is_delivered_to_its_function_and_others_are_filtered(
     s3.put_object(Bucket=bucket, Key="elsewhere/skip.txt", Body=b"x")
     s3.put_object(Bucket=bucket, Key="uploads/report.txt", Body=b"x")
 
-    found = _wait_for(lambda: [key for key in _items(fixture_env) if key.startswith("upload:")])
+    found = wait_for(lambda: [key for key in _items(fixture_env) if key.startswith("upload:")])
 
     assert len(found) == 1 and "report.txt" in found[0]
     item = _items(fixture_env)[found[0]]
@@ -93,7 +82,7 @@ def test_a_created_object_is_delivered_to_its_function_and_others_are_filtered(
 def test_queue_depths_are_sampled_as_sqs_metrics(fixture_env: LocalEnvironment) -> None:
     queue_name = fixture_env.outputs()["DeadLetterQueueUrl"].rsplit("/", 1)[1]
     key = MetricKey("AWS/SQS", "ApproximateNumberOfMessagesVisible", dimensions({"QueueName": queue_name}))
-    assert _wait_for(lambda: fixture_env.metrics.values(key, 0, 2e10))
+    assert wait_for(lambda: fixture_env.metrics.values(key, 0, 2e10))
 
 
 def _source(report: bool) -> QueueSource:

@@ -9,16 +9,16 @@ import boto3
 import pytest
 import requests
 
-from rehearsal.errors import UserError
-from rehearsal.resources import physical_name
-from rehearsal.runtime.environment import LocalEnvironment
-from rehearsal.template import (
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.resources import physical_name
+from rehearsal.cloud.template import (
     Resolver,
     StackIdentity,
     UnresolvedReferenceError,
     load_template,
     transform_template,
 )
+from rehearsal.runtime.environment import LocalEnvironment
 
 IDENTITY = StackIdentity(stack_name="s", region="us-east-1", account_id="123456789012")
 
@@ -115,7 +115,7 @@ def test_generated_names_are_deterministic_and_within_limits() -> None:
 
 
 def test_provisioning_again_keeps_the_data(fixture_env: LocalEnvironment) -> None:
-    from rehearsal.provision import provision_stack  # noqa: PLC0415 - next to its only use
+    from rehearsal.cloud.provision import provision_stack  # noqa: PLC0415 - next to its only use
 
     table = fixture_env.outputs()["ItemsTableName"]
     fixture_env.cloud.client("dynamodb").put_item(TableName=table, Item={"pk": {"S": "kept"}})
@@ -166,7 +166,7 @@ def test_the_control_plane_serves_lambda_invoke_and_codedeploy_hook_status(
 def test_plain_cloudformation_resources_are_provisioned_and_the_rest_listed(
     fixture_env: LocalEnvironment,
 ) -> None:
-    from rehearsal.provision import provision_stack  # noqa: PLC0415 - next to its only use
+    from rehearsal.cloud.provision import provision_stack  # noqa: PLC0415 - next to its only use
 
     path = Path(__file__).parent / "fixtures" / "resources.yaml"
     identity = StackIdentity(stack_name="extra", region="us-east-1", account_id="123456789012")
@@ -193,7 +193,7 @@ def test_plain_cloudformation_resources_are_provisioned_and_the_rest_listed(
 def test_a_template_whose_references_never_resolve_is_a_user_error(
     fixture_env: LocalEnvironment, tmp_path: Path
 ) -> None:
-    from rehearsal.provision import provision_stack  # noqa: PLC0415 - next to its only use
+    from rehearsal.cloud.provision import provision_stack  # noqa: PLC0415 - next to its only use
 
     (tmp_path / "t.yaml").write_text(
         "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n"

@@ -23,7 +23,7 @@ from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
 
 LOCAL_CODE_BUCKET = "rehearsal-local-code"
 _SAM_TRANSFORM = "AWS::Serverless-2016-10-31"

@@ -1,8 +1,9 @@
 """One executor per CodePipeline action type: Source, CodeBuild, self-mutation, CloudFormation, Manual.
 
-Each executor gets the action, the release attempt (artifact store, variables, change sets), the run
-record, the environments' state and the action's log, and returns an `Outcome`; it never raises for
-a failure a person should read about in the summary (a `UserError` becomes a failed action).
+Each executor gets an `ActionContext` (the action, the release attempt with its artifact store,
+variables and change sets, the run record, the environments' state and the action's log) and
+returns an `Outcome`; it never raises for a failure a person should read about in the summary
+(a `UserError` becomes a failed action).
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from rehearsal.approval import ApprovalGate, ApprovalInbox
-from rehearsal.artifacts import ArtifactStore
-from rehearsal.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
-from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY
-from rehearsal.deployment import Deployer, DeployRequest
-from rehearsal.errors import UserError
-from rehearsal.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
-from rehearsal.run_record import Progress, RunRecord, save_state
-from rehearsal.source import SourceRevision, snapshot
+from rehearsal.base.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from rehearsal.base.clock import timestamp
+from rehearsal.base.errors import UserError
+from rehearsal.base.layout import StateLayout
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.artifact_store import ArtifactStore
+from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
+from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
+from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
+from rehearsal.release.run_record import ApprovalEntry, EnvironmentRecord, Progress, ReleaseState, RunRecord
+from rehearsal.release.source import SourceRevision, snapshot
 
 # The offline build image: builds use this machine's installed tools, linked into each workspace.
 TOOL_FOLDERS = (".venv", "node_modules")
@@ -33,13 +35,14 @@ SNAPSHOT_MTIME = 946684800  # 2000-01-01
 _VARIABLE = re.compile(r"#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ReleaseOptions:
+    """What one release runs and how: given once by the command line (or a test)."""
+
     repo: Path
     revision: SourceRevision
     state_dir: Path
     allow_dirty: bool = False
-    time_scale: float = 1.0
     out: TextIO | None = None
     stack_name: str | None = None
     max_restarts: int = 2
@@ -52,13 +55,6 @@ class PipelineChanged(Exception):
         super().__init__("pipeline definition changed")
         self.model = model
         self.changes = changes
-
-
-@dataclass(frozen=True)
-class Outcome:
-    succeeded: bool
-    message: str
-    alarm: str | None = None
 
 
 @dataclass
@@ -76,7 +72,7 @@ class Attempt:
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
     change_sets: dict[tuple[str, str], PendingChangeSet] = field(default_factory=dict)
     build_number: int = 0
-    environments_before: dict[str, Any] = field(default_factory=dict)
+    environments_before: dict[str, EnvironmentRecord] = field(default_factory=dict)
 
 
 # A rehearsal never reaches a real AWS account: builds get fake credentials and, unless the deployer
@@ -84,8 +80,8 @@ class Attempt:
 OFFLINE_AWS = {
     "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
     "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
 }
 _REAL_AWS_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
@@ -97,7 +93,19 @@ def build_base_environment(environ: Mapping[str, str], cloud: Mapping[str, str])
     return {**base, **OFFLINE_AWS, **cloud}
 
 
-Executor = Callable[[Action, Attempt, RunRecord, dict[str, Any], TextIO], Outcome]
+@dataclass(frozen=True, kw_only=True)
+class ActionContext:
+    """Everything one action's executor works with: the action, its release attempt, the run record,
+    the environments' state (a deploy action updates it) and the action's log."""
+
+    action: Action
+    attempt: Attempt
+    record: RunRecord
+    state: ReleaseState
+    log: TextIO
+
+
+Executor = Callable[[ActionContext], Outcome]
 
 
 class ActionExecutors:
@@ -108,7 +116,7 @@ class ActionExecutors:
         self.deployer = deployer
         self.approvals = approvals
         self.progress = progress
-        self.pipeline_dir = options.state_dir / "pipeline" / "assembly"
+        self.pipeline_dir = StateLayout(root=options.state_dir).pipeline_assembly
 
     def executor_for(self, action: Action, model: PipelineModel) -> Executor:
         kind = (action.type.category, action.type.provider)
@@ -134,9 +142,8 @@ class ActionExecutors:
         for path in [destination, *destination.rglob("*")]:
             os.utime(path, (SNAPSHOT_MTIME, SNAPSHOT_MTIME), follow_symlinks=False)
 
-    def _source(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _source(self, context: ActionContext) -> Outcome:
+        action, attempt, log = context.action, context.attempt, context.log
         revision = self.options.revision
         for name in action.output_artifacts:
             self.prepare_source(attempt.store.create(name))
@@ -157,14 +164,13 @@ class ActionExecutors:
                 "ConnectionArn": action.configuration.get("ConnectionArn", ""),
             },
         )
-        return Outcome(True, f"commit {revision.short}")
+        return Outcome.passed(f"commit {revision.short}")
 
-    def _codebuild(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _codebuild(self, context: ActionContext) -> Outcome:
+        action, attempt, record, log = context.action, context.attempt, context.record, context.log
         project = action.project
         if project is None:
-            return Outcome(False, "ProjectName does not refer to a CodeBuild project of the pipeline stack")
+            return Outcome.failed("ProjectName does not refer to a CodeBuild project of the pipeline stack")
         workspace = record.workspaces / f"{action.stage}.{action.name}"
         source_dir = workspace / "src"
         if workspace.exists():
@@ -202,7 +208,7 @@ class ActionExecutors:
         if result.succeeded:
             self._publish(action, attempt, result.exported_variables)
             shutil.rmtree(workspace)  # kept only when the build failed, to look into
-        return Outcome(result.succeeded, result.message)
+        return Outcome(succeeded=result.succeeded, message=result.message)
 
     def _build_variables(self, action: Action, attempt: Attempt, log: TextIO) -> dict[str, str]:
         """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""
@@ -227,17 +233,16 @@ class ActionExecutors:
             if tool.exists() and not (source_dir / name).exists():
                 (source_dir / name).symlink_to(tool.resolve())
 
-    def _self_mutation(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _self_mutation(self, context: ActionContext) -> Outcome:
+        action, attempt, log = context.action, context.attempt, context.log
         template_path = action.configuration.get("TemplatePath", "")
         if template_path:
             assembly = attempt.store.file(template_path).parent
         elif action.input_artifacts:
             assembly = attempt.store.require(action.input_artifacts[0])
         else:
-            return Outcome(
-                False, "the self-mutation action has no input artifact: no cloud assembly to deploy"
+            return Outcome.failed(
+                "the self-mutation action has no input artifact: no cloud assembly to deploy"
             )
         log.write(
             f"Offline self-mutation: the cloud assembly synthesized from {self.options.revision.short} "
@@ -248,13 +253,12 @@ class ActionExecutors:
         self.deploy_pipeline(assembly)
         if not changes:
             log.write("Pipeline definition unchanged\n")
-            return Outcome(True, "pipeline definition unchanged")
+            return Outcome.passed("pipeline definition unchanged")
         log.write("Pipeline definition changed:\n" + "".join(f"  {c}\n" for c in changes))
         raise PipelineChanged(load_pipeline(self.pipeline_dir, new_model.stack_name), changes)
 
-    def _cloudformation(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _cloudformation(self, context: ActionContext) -> Outcome:
+        action, attempt, log = context.action, context.attempt, context.log
         config = {k: self._resolve(v, attempt) for k, v in action.configuration.items()}
         mode = config.get("ActionMode", "CREATE_UPDATE")
         stack = config.get("StackName", "")
@@ -272,16 +276,20 @@ class ActionExecutors:
                 attempt.change_sets[key] = pending
                 log.write(f"Change set {key[1]} for {stack}: template {pending.template.name}\n")
                 log.write(f"Parameters: {pending.parameters}\n")
-                return Outcome(True, f"change set {key[1]} created")
+                return Outcome.passed(f"change set {key[1]} created")
         elif mode == "CHANGE_SET_EXECUTE":
             if key not in attempt.change_sets:
-                return Outcome(
-                    False,
+                return Outcome.failed(
                     f"no change set {key[1]} for stack {stack}: a CHANGE_SET_REPLACE action must run first",
                 )
             pending = attempt.change_sets.pop(key)
         else:
-            return Outcome(False, f"ActionMode {mode} is not emulated offline")
+            return Outcome.failed(f"ActionMode {mode} is not emulated offline")
+        return self._deploy(context, stack, pending)
+
+    def _deploy(self, context: ActionContext, stack: str, pending: PendingChangeSet) -> Outcome:
+        """Execute a change set through the deployer port; on success the environment serves this commit."""
+        action, commit = context.action, self.options.revision.commit
         environment = pending.parameters.get("Environment") or action.stage.lower()
         outcome = self.deployer.deploy(
             DeployRequest(
@@ -291,26 +299,19 @@ class ActionExecutors:
                 artifacts=pending.artifacts,
                 parameters=pending.parameters,
                 capabilities=pending.capabilities,
-                commit=self.options.revision.commit,
-                time_scale=self.options.time_scale,
-                log=log,
+                commit=commit,
+                log=context.log,
             )
         )
         if not outcome.succeeded:
-            return Outcome(False, outcome.message, outcome.alarm)
-        state.setdefault("environments", {})[environment] = {
-            "commit": self.options.revision.commit,
-            "run_id": record.run_id,
-            "stack": stack,
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        save_state(self.options.state_dir, state)
-        self._publish(action, attempt, dict(outcome.outputs))
-        return Outcome(True, outcome.message)
+            return Outcome.failed(outcome.message, outcome.alarm)
+        record = EnvironmentRecord(commit=commit, run_id=context.record.run_id, stack=stack, at=timestamp())
+        context.state.serve(environment, record)
+        self._publish(action, context.attempt, dict(outcome.outputs))
+        return Outcome.passed(outcome.message)
 
-    def _approval(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
+    def _approval(self, context: ActionContext) -> Outcome:
+        action, attempt, record, log = context.action, context.attempt, context.record, context.log
         inbox: ApprovalInbox = self.approvals.inbox
         request = inbox.open(
             run_id=record.run_id,
@@ -323,28 +324,28 @@ class ActionExecutors:
         if action.configuration.get("NotificationArn"):
             log.write("NotificationArn: no mail is sent offline; the console shows the request instead\n")
         decision = self.approvals.wait(request)
-        entry = {
-            "stage": action.stage,
-            "action": action.name,
-            "approved": decision.approved,
-            "by": decision.by,
-            "at": decision.at,
-            "comment": decision.comment,
-            "via": decision.via,
-        }
-        record.summary["approvals"].append(entry)
+        record.summary.approvals.append(
+            ApprovalEntry(
+                stage=action.stage,
+                action=action.name,
+                approved=decision.approved,
+                by=decision.by,
+                at=decision.at,
+                comment=decision.comment,
+                via=decision.via,
+            )
+        )
         log.write(
             f"{'Approved' if decision.approved else 'Rejected'} by {decision.by} at {decision.at} "
             f"via {decision.via}: {decision.comment}\n"
         )
         if decision.approved:
-            return Outcome(True, f"approved by {decision.by}")
-        return Outcome(False, f"rejected by {decision.by}: {decision.comment}")
+            return Outcome.passed(f"approved by {decision.by}")
+        return Outcome.failed(f"rejected by {decision.by}: {decision.comment}")
 
-    def _unsupported(
-        self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any], log: TextIO
-    ) -> Outcome:
-        return Outcome(False, f"action type {action.type} is not emulated offline")
+    def _unsupported(self, context: ActionContext) -> Outcome:
+        action = context.action
+        return Outcome.failed(f"action type {action.type} is not emulated offline")
 
     # ------------------------------------------------------------ variables
 

@@ -14,11 +14,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from rehearsal.errors import UserError
+from rehearsal.base.clock import timestamp
+from rehearsal.base.errors import UserError
+from rehearsal.base.layout import StateLayout
 
 MODES = ("auto", "reject", "prompt", "wait")
 
@@ -43,13 +44,9 @@ class ApprovalDecision:
     via: str  # "APPROVE=auto", "prompt", "make approve", ...
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 class ApprovalInbox:
     def __init__(self, state_dir: Path) -> None:
-        self.folder = state_dir / "approvals"
+        self.folder = StateLayout(root=state_dir).approvals
 
     @property
     def pending_path(self) -> Path:
@@ -75,7 +72,7 @@ class ApprovalInbox:
         if request is None:
             raise UserError("no release is waiting for approval: start one with `make release`")
         decision = ApprovalDecision(
-            approved, by, now(), comment, "make approve" if approved else "make reject"
+            approved, by, timestamp(), comment, "make approve" if approved else "make reject"
         )
         _write_json(self.folder / f"decision-{request.token}.json", asdict(decision))
         return request
@@ -125,11 +122,11 @@ class ApprovalGate:
     def wait(self, request: ApprovalRequest) -> ApprovalDecision:
         if self.mode == "auto":
             return ApprovalDecision(
-                True, self.release_manager, now(), "approved automatically", "APPROVE=auto"
+                True, self.release_manager, timestamp(), "approved automatically", "APPROVE=auto"
             )
         if self.mode == "reject":
             comment = self.reason or "rejected automatically"
-            return ApprovalDecision(False, self.release_manager, now(), comment, "APPROVE=reject")
+            return ApprovalDecision(False, self.release_manager, timestamp(), comment, "APPROVE=reject")
         prompting = self.mode == "prompt" and self.stdin is not None
         if self.out is not None:
             self.out.write(_instructions(request, prompting))
@@ -143,7 +140,7 @@ class ApprovalGate:
                 if prompting and self._stdin_ready():
                     return self._read_prompt()
                 if deadline is not None and self.clock() > deadline:
-                    return ApprovalDecision(False, "rehearsal", now(), "approval timed out", "timeout")
+                    return ApprovalDecision(False, "rehearsal", timestamp(), "approval timed out", "timeout")
                 if not prompting:
                     time.sleep(self.poll_seconds)
         finally:
@@ -158,9 +155,11 @@ class ApprovalGate:
     def _read_prompt(self) -> ApprovalDecision:
         answer = self.stdin.readline().strip() if self.stdin is not None else ""
         if answer.lower() in ("y", "yes"):
-            return ApprovalDecision(True, self.release_manager, now(), "approved at the prompt", "prompt")
+            return ApprovalDecision(
+                True, self.release_manager, timestamp(), "approved at the prompt", "prompt"
+            )
         return ApprovalDecision(
-            False, self.release_manager, now(), answer or "rejected at the prompt", "prompt"
+            False, self.release_manager, timestamp(), answer or "rejected at the prompt", "prompt"
         )
 
 

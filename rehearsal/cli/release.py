@@ -7,45 +7,51 @@ through the synthesized pipeline; it exits 0 only when the release reached produ
 from __future__ import annotations
 
 import argparse
-import importlib
+import functools
 import json
 import os
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rehearsal.approval import MODES, ApprovalGate, ApprovalInbox, release_manager_name
-from rehearsal.deployment import Deployer, UnavailableDeployer
-from rehearsal.errors import UserError
-from rehearsal.pipeline_model import load_pipeline
-from rehearsal.run_record import latest_summary, render_summary
-from rehearsal.runner import ReleaseOptions, ReleaseRunner
-from rehearsal.source import changed_paths, git, git_user, resolve_revision
+from rehearsal.base.clock import TimeScale
+from rehearsal.base.errors import UserError
+from rehearsal.base.layout import StateLayout
+from rehearsal.deploy.deployer import LocalDeployer
+from rehearsal.release.approval_inbox import MODES, ApprovalGate, ApprovalInbox, release_manager_name
+from rehearsal.release.deploy_port import Deployer
+from rehearsal.release.pipeline_model import load_pipeline
+from rehearsal.release.run_record import latest_summary, render_summary
+from rehearsal.release.runner import ReleaseOptions, ReleaseRunner
+from rehearsal.release.source import changed_paths, git, git_user, resolve_revision
 
-STATE_FOLDER = ".rehearsal"
 REMOTE_NAME = "rehearsal"
 DEFAULT_BRANCH = "main"
 # The cdk.json context key pipeline/config.py reads the releasing branch from.
 BRANCH_CONTEXT_KEY = "branch"
 
-
-def _default_deployer(state_dir: Path, time_scale: float) -> Deployer:
-    """The local deployer when it is built; until then a stand-in whose deployments say so."""
-    try:
-        local_deployer = importlib.import_module("rehearsal.deployer")
-    except ModuleNotFoundError:
-        return UnavailableDeployer()
-    factory: Callable[[Path, float], Deployer] = local_deployer.LocalDeployer
-    return factory(state_dir, time_scale)
+# How a release gets its deployer: `make release` uses the local one; tests inject a fake.
+DeployerFactory = Callable[[Path, TimeScale], Deployer]
 
 
-# Tests swap this for an in-memory fake.
-deployer_factory: Callable[[Path, float], Deployer] = _default_deployer
+@dataclass(frozen=True, kw_only=True)
+class ReleaseRequest:
+    """What one release is asked to do, from `rehearsal release` or from a push to the remote."""
+
+    repo: Path
+    commit: str = "HEAD"
+    git_dir: Path | None = None
+    branch: str = ""
+    allow_dirty: bool = False
+    approve: str | None = None  # else $APPROVE, else prompt (or wait without a terminal)
+    time_scale: str | None = None  # else $TIME_SCALE, else 1
+    quiet: bool = False
 
 
-def register(commands: Any) -> None:
+def register(commands: Any, *, deployer_factory: DeployerFactory = LocalDeployer) -> None:
     release = commands.add_parser("release", help="rehearse a release of HEAD offline")
     release.add_argument(
         "--allow-dirty", action="store_true", help="release HEAD despite uncommitted changes ($ALLOW_DIRTY=1)"
@@ -67,7 +73,7 @@ def register(commands: Any) -> None:
     release.add_argument("--commit", default="HEAD", help=argparse.SUPPRESS)
     release.add_argument("--git-dir", type=Path, default=None, help=argparse.SUPPRESS)
     release.add_argument("--branch", default="", help=argparse.SUPPRESS)
-    release.set_defaults(run=run_release)
+    release.set_defaults(run=functools.partial(_release_command, deployer_factory=deployer_factory))
 
     remote = commands.add_parser(
         "release-remote", help="add git remote 'rehearsal': a push to the branch releases"
@@ -78,7 +84,7 @@ def register(commands: Any) -> None:
     trigger = commands.add_parser("release-trigger", help=argparse.SUPPRESS)
     trigger.add_argument("--repo", type=Path, required=True)
     trigger.add_argument("--git-dir", type=Path, required=True)
-    trigger.set_defaults(run=run_release_trigger)
+    trigger.set_defaults(run=functools.partial(run_release_trigger, deployer_factory=deployer_factory))
 
     approve = commands.add_parser("approve", help="approve the release waiting for a release manager")
     approve.add_argument("--comment", default="approved")
@@ -103,15 +109,15 @@ def _repo(args: argparse.Namespace) -> Path:
     return repo
 
 
-def _approval_mode(args: argparse.Namespace) -> str:
-    mode = args.approve or os.environ.get("APPROVE") or ("prompt" if sys.stdin.isatty() else "wait")
+def _approval_mode(request: ReleaseRequest) -> str:
+    mode = request.approve or os.environ.get("APPROVE") or ("prompt" if sys.stdin.isatty() else "wait")
     if mode not in MODES:
         raise UserError(f"APPROVE={mode} is unknown: use APPROVE=auto, APPROVE=reject or leave it unset")
     return str(mode)
 
 
-def _time_scale(args: argparse.Namespace) -> float:
-    raw = args.time_scale if args.time_scale is not None else os.environ.get("TIME_SCALE", "1")
+def _time_scale(request: ReleaseRequest) -> TimeScale:
+    raw = request.time_scale if request.time_scale is not None else os.environ.get("TIME_SCALE", "1")
     try:
         value = float(raw)
     except ValueError:
@@ -120,16 +126,31 @@ def _time_scale(args: argparse.Namespace) -> float:
         ) from None
     if value <= 0:
         raise UserError(f"time scale {value} must be above 0 seconds per pipeline minute")
-    return value
+    return TimeScale(seconds_per_minute=value)
 
 
-def run_release(args: argparse.Namespace) -> int:
-    repo = _repo(args)
-    state_dir = repo / STATE_FOLDER
-    time_scale = _time_scale(args)
-    mode = _approval_mode(args)
-    revision = resolve_revision(repo, args.commit, git_dir=args.git_dir, branch=args.branch)
-    out = None if args.quiet else sys.stdout
+def _release_command(args: argparse.Namespace, *, deployer_factory: DeployerFactory) -> int:
+    request = ReleaseRequest(
+        repo=_repo(args),
+        commit=args.commit,
+        git_dir=args.git_dir,
+        branch=args.branch,
+        allow_dirty=args.allow_dirty,
+        approve=args.approve,
+        time_scale=args.time_scale,
+        quiet=args.quiet,
+    )
+    return run_release(request, deployer_factory=deployer_factory)
+
+
+def run_release(request: ReleaseRequest, *, deployer_factory: DeployerFactory) -> int:
+    """Compose one release (runner, deployer, approval gate) and run it: 0 when production was reached."""
+    repo = request.repo
+    state_dir = StateLayout.of_repo(repo).root
+    time_scale = _time_scale(request)
+    mode = _approval_mode(request)
+    revision = resolve_revision(repo, request.commit, git_dir=request.git_dir, branch=request.branch)
+    out = None if request.quiet else sys.stdout
     gate = ApprovalGate(
         ApprovalInbox(state_dir),
         mode=mode,
@@ -143,8 +164,7 @@ def run_release(args: argparse.Namespace) -> int:
             repo=repo,
             revision=revision,
             state_dir=state_dir,
-            allow_dirty=args.allow_dirty or os.environ.get("ALLOW_DIRTY", "") not in ("", "0"),
-            time_scale=time_scale,
+            allow_dirty=request.allow_dirty or os.environ.get("ALLOW_DIRTY", "") not in ("", "0"),
             out=out,
         ),
         deployer=deployer_factory(state_dir, time_scale),
@@ -156,7 +176,7 @@ def run_release(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, *, approved: bool, comment: str) -> int:
     repo = _repo(args)
     who = release_manager_name(git_user=git_user(repo))
-    request = ApprovalInbox(repo / STATE_FOLDER).decide(approved=approved, by=who, comment=comment)
+    request = ApprovalInbox(StateLayout.of_repo(repo).root).decide(approved=approved, by=who, comment=comment)
     verb = "Approved" if approved else "Rejected"
     action = f"{request.stage}/{request.action}"
     print(f"{verb} {action} of release {request.run_id} ({request.commit[:12]}) as {who}")
@@ -164,7 +184,7 @@ def _decide(args: argparse.Namespace, *, approved: bool, comment: str) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    summary = latest_summary(_repo(args) / STATE_FOLDER)
+    summary = latest_summary(StateLayout.of_repo(_repo(args)).root)
     if summary is None:
         raise UserError("no rehearsal has run yet: run `make release`")
     print(
@@ -188,7 +208,7 @@ def configured_branch(repo: Path) -> str:
 
 def run_release_remote(args: argparse.Namespace) -> int:
     repo = _repo(args)
-    remote = repo / STATE_FOLDER / "remote.git"
+    remote = StateLayout.of_repo(repo).remote
     if not (remote / "HEAD").is_file():
         remote.parent.mkdir(parents=True, exist_ok=True)
         git(repo, "init", "--quiet", "--bare", str(remote))
@@ -209,7 +229,7 @@ def run_release_remote(args: argparse.Namespace) -> int:
 
 def _hook_script(repo: Path, remote: Path) -> str:
     python = shlex.quote(sys.executable)
-    package_root = shlex.quote(str(Path(__file__).resolve().parents[1]))
+    package_root = shlex.quote(str(Path(__file__).resolve().parents[2]))
     return (
         "#!/bin/sh\n"
         "# Installed by `make release-remote`: hands each pushed ref to the rehearsal, which releases\n"
@@ -222,7 +242,7 @@ def _hook_script(repo: Path, remote: Path) -> str:
     )
 
 
-def run_release_trigger(args: argparse.Namespace) -> int:
+def run_release_trigger(args: argparse.Namespace, *, deployer_factory: DeployerFactory) -> int:
     """post-receive: one line `old new ref` per pushed ref on stdin; release the ones the trigger accepts."""
     repo: Path = args.repo.resolve()
     status = 0
@@ -236,22 +256,13 @@ def run_release_trigger(args: argparse.Namespace) -> int:
             print(f"rehearsal: push to {branch} does not match the pipeline's trigger: no release")
             continue
         print(f"rehearsal: push to {branch} ({new[:7]}) starts a release")
-        release_args = argparse.Namespace(
-            repo=repo,
-            commit=new,
-            git_dir=args.git_dir,
-            branch=branch,
-            allow_dirty=True,
-            approve=None,
-            time_scale=None,
-            quiet=False,
-        )
-        status = max(status, run_release(release_args))
+        request = ReleaseRequest(repo=repo, commit=new, git_dir=args.git_dir, branch=branch, allow_dirty=True)
+        status = max(status, run_release(request, deployer_factory=deployer_factory))
     return status
 
 
 def _push_starts_release(repo: Path, git_dir: Path, branch: str, old: str, new: str) -> bool:
-    for assembly in (repo / STATE_FOLDER / "pipeline" / "assembly", repo / "cdk.out"):
+    for assembly in (StateLayout.of_repo(repo).pipeline_assembly, repo / "cdk.out"):
         if (assembly / "manifest.json").is_file():
             accepted = load_pipeline(assembly).accepts_push(
                 branch, changed_paths(repo, old, new, git_dir=git_dir)

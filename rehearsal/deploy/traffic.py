@@ -16,13 +16,14 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
+from rehearsal.runtime.environment import LocalEnvironment
 
 _CANARY = re.compile(r"^(?:CodeDeployDefault\.Lambda)?Canary(\d+)Percent(\d+)Minutes?$")
 _LINEAR = re.compile(r"^(?:CodeDeployDefault\.Lambda)?Linear(\d+)PercentEvery(\d+)Minutes?$")
@@ -189,3 +190,23 @@ class TrafficDriver:
     def describe(self) -> str:
         counts = ", ".join(f"{count} {kind}" for kind, count in sorted(self.answers.items()))
         return f"{self.requests} synthetic requests ({counts or 'none answered'})"
+
+
+def start_traffic(local: LocalEnvironment, log: TextIO) -> TrafficDriver:
+    """Synthetic traffic through `local`'s gateway while a shift or bake is watched; logs the first error."""
+    credentials = local.credentials()
+    errors: list[str] = []
+
+    def on_error(message: str) -> None:
+        if not errors:
+            log.write(f"  {message}\n")
+        errors.append(message)
+
+    driver = TrafficDriver(
+        local.base_url,
+        Credentials(credentials.access_key, credentials.secret_key),
+        local.cloud.region,
+        on_error=on_error,
+    )
+    driver.start()
+    return driver

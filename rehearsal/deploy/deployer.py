@@ -3,46 +3,39 @@
 For each deploy action it takes the packaged template and its code out of the artifact bucket,
 provisions (or updates) the environment, publishes new function versions without moving the
 `live` aliases, runs the PreTraffic hook as CodeDeploy does, shifts the aliases as each
-deployment group's configuration says (time-compressed: `time_scale` real seconds per pipeline
-minute) while synthetic traffic runs, watches the deployment groups' alarms and, on ALARM, moves
-the aliases back and fails the action naming the alarm. Environments stay up (gateway serving)
-until the release ends; what they run is kept under `.rehearsal/deployer/` for the next release.
+deployment group's configuration says (time-compressed by the one `TimeScale` it is given) while
+synthetic traffic runs, watches the deployment groups' alarms and, on ALARM, moves the aliases
+back and fails the action naming the alarm. Environments stay up (gateway serving) until the
+release ends; what they run is kept under `.rehearsal/deployer/` for the next release.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from botocore.credentials import Credentials
-
-from rehearsal.alarm_publisher import AlarmPublisher
-from rehearsal.alarms import ALARM, AlarmEvaluator, CompositeAlarmDefinition
-from rehearsal.cloud import LocalCloud, start_local_cloud
-from rehearsal.deployment import DeployOutcome, DeployRequest, RuleOutcome
-from rehearsal.environments import (
-    DeploymentGroup,
-    ReleaseStore,
-    SavedRelease,
-    alarm_definitions,
-    deployment_groups,
-)
-from rehearsal.errors import UserError
-from rehearsal.intrinsics import IntrinsicResolver
-from rehearsal.provision import Stack, provision_stack
+from rehearsal.alarms.evaluator import CompositeAlarmDefinition
+from rehearsal.base.aws import PIPELINE
+from rehearsal.base.clock import TimeScale
+from rehearsal.base.errors import UserError
+from rehearsal.base.layout import StateLayout
+from rehearsal.cloud.intrinsics import IntrinsicResolver
+from rehearsal.cloud.provision import Stack, deploy_template
+from rehearsal.cloud.server import LocalCloud, start_local_cloud
+from rehearsal.cloud.template import load_template
+from rehearsal.deploy.alarm_publisher import AlarmPublisher
+from rehearsal.deploy.bake import bake
+from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
+from rehearsal.deploy.hooks import run_hooks
+from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
+from rehearsal.deploy.shift import watch_shift
+from rehearsal.deploy.traffic import start_traffic
+from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
-from rehearsal.shift import POLL_SECONDS, log_alarm_changes, watch_shift
-from rehearsal.template import load_template, transform_template
-from rehearsal.traffic import TrafficDriver
-
-TOOLING = "pipeline"  # the local cloud of the pipeline's own account: the artifact bucket
-_HOOK_TIMEOUT = 120.0
 
 
 @dataclass
@@ -58,10 +51,11 @@ class _Running:
 class LocalDeployer:
     """The `Deployer` of `make release`: one per release; `close()` stops what it started."""
 
-    def __init__(self, state_dir: Path, time_scale: float) -> None:
+    def __init__(self, state_dir: Path, time_scale: TimeScale) -> None:
         self.state_dir = state_dir
         self.time_scale = time_scale
-        self.store = ReleaseStore(state_dir / "deployer")
+        self.layout = StateLayout(root=state_dir)
+        self.store = ReleaseStore(self.layout.deployer)
         self.tooling: LocalCloud | None = None
         self.running: dict[str, _Running] = {}
         self.last_deployed: str | None = None
@@ -77,7 +71,7 @@ class LocalDeployer:
         """
         tooling = self._tooling()
         # `make bake` waits pipeline minutes: offline a pipeline minute lasts `time_scale` seconds.
-        minute = {"PIPELINE_MINUTE_SECONDS": str(self.time_scale)}
+        minute = {"PIPELINE_MINUTE_SECONDS": str(self.time_scale.seconds_per_minute)}
         if self.last_deployed in self.running:
             return {**self.running[self.last_deployed].local.cloud.environ(), **minute}
         return {**tooling.environ(), **minute}
@@ -93,8 +87,8 @@ class LocalDeployer:
         if running is None:
             yield
             return
-        publisher = AlarmPublisher(running.local, time_scale=self.time_scale, log=log)
-        driver = self._traffic(running.local, log)
+        publisher = AlarmPublisher(running.local, log=log)
+        driver = start_traffic(running.local, log)
         publisher.start()
         try:
             yield
@@ -104,7 +98,7 @@ class LocalDeployer:
 
     def _tooling(self) -> LocalCloud:
         if self.tooling is None:
-            self.tooling = start_local_cloud(TOOLING)
+            self.tooling = start_local_cloud(PIPELINE)  # the pipeline's own account: the artifact bucket
         s3 = self.tooling.client("s3")
         existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
         for name in self._pipeline_buckets():
@@ -114,7 +108,7 @@ class LocalDeployer:
 
     def _pipeline_buckets(self) -> list[str]:
         """Buckets of the deployed pipeline's stacks, named as the pipeline model resolves a `Ref` to them."""
-        assembly = self.state_dir / "pipeline" / "assembly"
+        assembly = self.layout.pipeline_assembly
         names: list[str] = []
         for template_file in sorted(assembly.glob("*.template.json")):
             template = json.loads(template_file.read_text(encoding="utf-8"))
@@ -126,7 +120,7 @@ class LocalDeployer:
 
     # ------------------------------------------------------------ deploy actions
 
-    def deploy(self, request: DeployRequest) -> DeployOutcome:
+    def deploy(self, request: DeployRequest) -> Outcome:
         log = request.log
         try:
             release = self.store.stage(
@@ -142,7 +136,7 @@ class LocalDeployer:
                 return self._create(request, release)
             return self._update(request, release, running)
         except UserError as error:
-            return DeployOutcome(False, str(error))
+            return Outcome.failed(str(error))
 
     def environment(self, name: str, *, log: TextIO | None = None) -> _Running | None:
         """The running environment, started from its last deployed release if need be (None: none)."""
@@ -160,7 +154,7 @@ class LocalDeployer:
         return self.running[name]
 
     def _start(self, name: str, release: SavedRelease) -> LocalEnvironment:
-        sink_file = (self.state_dir / "deployer" / name / "runtime.log").open("a", encoding="utf-8")
+        sink_file = self.layout.runtime_log(name).open("a", encoding="utf-8")
         self._runtime_logs.append(sink_file)
 
         def sink(record: dict[str, Any]) -> None:
@@ -172,11 +166,11 @@ class LocalDeployer:
             environment=name,
             parameters=release.parameters,
             stack_name=release.stack_name,
-            time_scale=self.time_scale / 60,
+            time_scale=self.time_scale,
             log_sink=sink,
         )
 
-    def _create(self, request: DeployRequest, release: SavedRelease) -> DeployOutcome:
+    def _create(self, request: DeployRequest, release: SavedRelease) -> Outcome:
         log = request.log
         log.write(f"Creating stack {request.stack_name} in the local {request.environment} cloud\n")
         local = self._start(request.environment, release)
@@ -185,25 +179,23 @@ class LocalDeployer:
         self.store.promote(request.environment, release)
         self.last_deployed = request.environment
         log.write("New stack: aliases point at the first versions (CodeDeploy shifts only on updates)\n")
-        return DeployOutcome(True, "stack created", outputs=local.outputs())
+        return Outcome.passed("stack created", outputs=local.outputs())
 
-    def _update(self, request: DeployRequest, release: SavedRelease, running: _Running) -> DeployOutcome:
+    def _update(self, request: DeployRequest, release: SavedRelease, running: _Running) -> Outcome:
         log = request.log
         local = running.local
         old_stack = local.stack
         log.write(
             f"Updating stack {request.stack_name}: {running.release.commit[:12]} -> {request.commit[:12]}\n"
         )
-        document = load_template(release.template)
-        declared = document.get("Parameters") or {}
-        values = {"Environment": request.environment, **release.parameters}
-        template = transform_template(
-            document,
+        stack = deploy_template(
+            local.cloud,
+            load_template(release.template),
             identity=old_stack.identity,
-            parameters={k: v for k, v in values.items() if k in declared},
+            environment=local.name,
+            parameters=release.parameters,
             base_dir=release.directory,
         )
-        stack = provision_stack(local.cloud, template, identity=old_stack.identity, environment=local.name)
         groups = deployment_groups(stack)
         before = {
             (group.function, group.alias): local.functions.alias_routing(group.function, group.alias)
@@ -223,7 +215,7 @@ class LocalDeployer:
         running.before, running.before_stack, running.release = before, old_stack, release
         self.store.promote(request.environment, release)
         self.last_deployed = request.environment
-        return DeployOutcome(True, outcome.message, outputs=local.outputs())
+        return Outcome.passed(outcome.message, outputs=local.outputs())
 
     def _shift(
         self,
@@ -232,68 +224,28 @@ class LocalDeployer:
         groups: list[DeploymentGroup],
         before: dict[tuple[str, str], dict[str, float]],
         new_versions: dict[str, str],
-    ) -> DeployOutcome:
+    ) -> Outcome:
         """CodeDeploy's part: hooks, then the shift watched by the alarms; traffic runs throughout."""
         log = request.log
         shifting = [g for g in groups if (g.function, g.alias) in before]
         for group in groups:
             if group not in shifting:  # a function new in this release: its alias is created on it
                 local.functions.set_alias(group.function, group.alias, {new_versions[group.function]: 1.0})
-        driver = self._traffic(local, log)  # the old versions serve it until the shift starts
+        driver = start_traffic(local, log)  # the old versions serve it until the shift starts
         try:
             hooks = {g.before_hook for g in shifting}
-            failure = self._run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
+            failure = run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
             if failure:
-                return DeployOutcome(False, failure)
+                return Outcome.failed(failure)
             outcome = watch_shift(request, local, shifting, before, new_versions)
             log.write(f"{driver.describe()}\n")
             if not outcome.succeeded:
                 return outcome
             hooks = {g.after_hook for g in shifting}
-            failure = self._run_hooks(local, hooks, "AfterAllowTraffic", log, new_versions)
-            return DeployOutcome(False, failure) if failure else outcome
+            failure = run_hooks(local, hooks, "AfterAllowTraffic", log, new_versions)
+            return Outcome.failed(failure) if failure else outcome
         finally:
             driver.stop()
-
-    def _run_hooks(
-        self,
-        local: LocalEnvironment,
-        hooks: set[str | None],
-        event: str,
-        log: TextIO,
-        new_versions: Mapping[str, str],
-    ) -> str | None:
-        """Each distinct hook once: the groups of a SAM template share one hook that tests every version.
-
-        CodeDeploy invokes the hook by name, i.e. its `$LATEST`: the version this release just
-        published from it (invoked by number here, so no worker of an earlier `$LATEST` answers).
-        """
-        for hook in sorted(h for h in hooks if h):
-            failure = self._run_hook(local, hook, event, log, new_versions.get(hook))
-            if failure:
-                return failure
-        return None
-
-    def _run_hook(
-        self, local: LocalEnvironment, hook: str, event: str, log: TextIO, version: str | None
-    ) -> str | None:
-        """Invoke a hook as CodeDeploy does, then wait for the status it reports; the failure, if any."""
-        deployment_id = f"d-{uuid.uuid4().hex[:9].upper()}"
-        execution_id = str(uuid.uuid4())
-        log.write(f"{event} hook {hook} (deployment {deployment_id})\n")
-        result = local.functions.invoke(
-            hook,
-            {"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution_id},
-            qualifier=version,
-        )
-        status = local.control.wait_for_hook(execution_id, 0 if result.failed else _HOOK_TIMEOUT)
-        if status is None or status.status != "Succeeded":
-            reported = status.status if status else "no status (the hook did not report)"
-            detail = f": {json.dumps(result.error)}" if result.error else f": {json.dumps(result.payload)}"
-            log.write(f"{event} hook reported {reported}{detail}\n")
-            return f"rolled back: the {event} hook {hook} reported {reported}"
-        log.write(f"{event} hook reported Succeeded\n")
-        return None
 
     def _restore(
         self, local: LocalEnvironment, routing: dict[tuple[str, str], dict[str, float]], log: TextIO
@@ -301,24 +253,6 @@ class LocalDeployer:
         for (function, alias), weights in routing.items():
             local.functions.set_alias(function, alias, weights)
         log.write(f"Aliases back on the versions served before ({len(routing)} functions)\n")
-
-    def _traffic(self, local: LocalEnvironment, log: TextIO) -> TrafficDriver:
-        credentials = local.credentials()
-        errors: list[str] = []
-
-        def on_error(message: str) -> None:
-            if not errors:
-                log.write(f"  {message}\n")
-            errors.append(message)
-
-        driver = TrafficDriver(
-            local.base_url,
-            Credentials(credentials.access_key, credentials.secret_key),
-            local.cloud.region,
-            on_error=on_error,
-        )
-        driver.start()
-        return driver
 
     @staticmethod
     def _note_not_emulated(stack: Stack, log: TextIO) -> None:
@@ -329,17 +263,17 @@ class LocalDeployer:
     # ------------------------------------------------------------ stage conditions
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
-    ) -> RuleOutcome:
+        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
+    ) -> Outcome:
         candidates = [environment] if environment in self.running else list(self.running)
         for name in candidates:
             local = self.running[name].local
-            metric, composite, problems = alarm_definitions(local.stack)
-            wanted = [c for c in composite if c.name == alarm_name]
-            singles = [m for m in metric if m.name == alarm_name]
+            evaluator, alarms = local.alarm_evaluator()
+            wanted = [c for c in alarms.composite if c.name == alarm_name]
+            singles = [m for m in alarms.metric if m.name == alarm_name]
             if not wanted and not singles:
                 continue
-            for problem in problems:
+            for problem in alarms.problems:
                 log.write(f"Alarm not evaluated offline: {problem}\n")
             rule = (
                 wanted[0]
@@ -348,54 +282,15 @@ class LocalDeployer:
                     alarm_name, {"AlarmRule": f'ALARM("{alarm_name}")'}
                 )
             )
-            evaluator = AlarmEvaluator(metric, local.metrics, time_scale=time_scale / 60)
-            return self._bake(
-                local=local,
-                rule=rule,
-                evaluator=evaluator,
-                seconds=wait_minutes * time_scale,
-                wait_minutes=wait_minutes,
-                log=log,
-            )
-        return RuleOutcome(
-            False, f"alarm {alarm_name} is not defined by any environment deployed in this release"
+            return bake(local, rule=rule, evaluator=evaluator, wait_minutes=wait_minutes, log=log)
+        return Outcome.failed(
+            f"alarm {alarm_name} is not defined by any environment deployed in this release"
         )
 
-    def _bake(
-        self,
-        *,
-        local: LocalEnvironment,
-        rule: CompositeAlarmDefinition,
-        evaluator: AlarmEvaluator,
-        seconds: float,
-        wait_minutes: float,
-        log: TextIO,
-    ) -> RuleOutcome:
-        log.write(
-            f"Watching {rule.name} for {wait_minutes:g} pipeline minutes ({seconds:.1f} s): {rule.rule}\n"
-        )
-        driver = self._traffic(local, log)
-        deadline = time.monotonic() + seconds
-        try:
-            while True:
-                log_alarm_changes(evaluator, log)
-                if rule.state(evaluator.states) == ALARM:
-                    firing = [m for m in rule.members() if evaluator.states.get(m) == ALARM]
-                    return RuleOutcome(
-                        False, f"alarm {rule.name} went to ALARM during the bake ({', '.join(firing)})"
-                    )
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(POLL_SECONDS)
-        finally:
-            driver.stop()
-            log.write(f"{driver.describe()}\n")
-        return RuleOutcome(True, f"alarm {rule.name} stayed OK for {wait_minutes:g} minutes")
-
-    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
+    def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         running = self.running.get(environment)
         if running is None or not running.before:
-            return DeployOutcome(False, f"{environment} has no earlier release of this run to roll back to")
+            return Outcome.failed(f"{environment} has no earlier release of this run to roll back to")
         self._restore(running.local, running.before, log)
         if running.before_stack is not None:
             running.local.stack = running.before_stack
@@ -403,7 +298,7 @@ class LocalDeployer:
         if previous is not None:
             running.release = previous
         running.before, running.before_stack = {}, None
-        return DeployOutcome(True, f"{environment} serves its previous release again")
+        return Outcome.passed(f"{environment} serves its previous release again")
 
     def close(self) -> None:
         for running in self.running.values():

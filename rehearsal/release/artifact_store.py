@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
 
 
 class ArtifactStore:

@@ -14,7 +14,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
 
 
 def _git_executable() -> str:

@@ -1,12 +1,10 @@
 """What a release leaves behind and shows: live progress, the run record, the summary table, the state.
 
-Layout under `.rehearsal/`:
-  runs/<id>/summary.json        result, failed_stage, stages and actions, approval, environments
-  runs/<id>/logs/<Stage>.<Action>.log   one log per action (a restarted release keeps logs-attempt-N/)
-  runs/<id>/artifacts/<name>/   the run's artifact store
-  runs/<id>/reports/<action>/   report files the buildspecs named
-  runs/latest -> <id>
-  state.json                    per environment, the commit serving 100% of its traffic (across runs)
+A run's folder (`.rehearsal/runs/<id>/`, see base/layout.py for the rest of `.rehearsal/`):
+  summary.json                  result, failed_stage, stages and actions, approvals, environments
+  logs/<Stage>.<Action>.log     one log per action (a restarted release keeps logs-attempt-N/)
+  artifacts/<name>/             the run's artifact store
+  reports/<action>/             report files the buildspecs named
 """
 
 from __future__ import annotations
@@ -15,15 +13,17 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
+
+from rehearsal.base.aws import RELEASE_ENVIRONMENTS
+from rehearsal.base.clock import timestamp
+from rehearsal.base.layout import StateLayout
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 IN_PROGRESS = "InProgress"
-ENVIRONMENTS = ("staging", "production")
 
 
 @dataclass
@@ -45,49 +45,111 @@ class StageResult:
     actions: list[ActionResult] = field(default_factory=list)
 
 
-def _timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentRecord:
+    """What an environment serves at 100% after a release: `state.json` and `summary.json` keep this."""
+
+    commit: str
+    run_id: str
+    stack: str
+    at: str  # base.clock.timestamp()
 
 
-def load_state(state_dir: Path) -> dict[str, Any]:
-    path = state_dir / "state.json"
-    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    state.setdefault("environments", {})
-    return state
+@dataclass(kw_only=True)
+class ReleaseState:
+    """`.rehearsal/state.json`: per environment, the release serving all of its traffic (across runs)."""
+
+    state_dir: Path
+    environments: dict[str, EnvironmentRecord] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, state_dir: Path) -> ReleaseState:
+        path = StateLayout(root=state_dir).state_file
+        document = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        known = {f.name for f in fields(EnvironmentRecord)}
+        return cls(
+            state_dir=state_dir,
+            environments={
+                name: EnvironmentRecord(**{k: v for k, v in entry.items() if k in known})
+                for name, entry in (document.get("environments") or {}).items()
+            },
+        )
+
+    def serve(self, environment: str, record: EnvironmentRecord | None) -> None:
+        """Record what `environment` serves now (None: nothing), and save it at once."""
+        if record is None:
+            self.environments.pop(environment, None)
+        else:
+            self.environments[environment] = record
+        _write_json(StateLayout(root=self.state_dir).state_file, {"environments": self._as_json()})
+
+    def view(self) -> dict[str, Any]:
+        """Every environment, staging and production always present (commit None if never deployed)."""
+        view: dict[str, Any] = {name: {"commit": None} for name in RELEASE_ENVIRONMENTS}
+        view.update(self._as_json())
+        return view
+
+    def _as_json(self) -> dict[str, Any]:
+        return {name: asdict(record) for name, record in self.environments.items()}
 
 
-def save_state(state_dir: Path, state: dict[str, Any]) -> None:
-    _write_json(state_dir / "state.json", state)
+@dataclass(frozen=True, kw_only=True)
+class ApprovalEntry:
+    stage: str
+    action: str
+    approved: bool
+    by: str
+    at: str
+    comment: str
+    via: str  # "APPROVE=auto", "prompt", "make approve", ...
 
 
-def environments_view(state: dict[str, Any]) -> dict[str, Any]:
-    """Every environment the state knows, staging and production always present (commit None if never)."""
-    view: dict[str, Any] = {name: {"commit": None} for name in ENVIRONMENTS}
-    view.update(state.get("environments") or {})
-    return view
+@dataclass(kw_only=True)
+class RunSummary:
+    """`summary.json`: one release as it goes; every part writes its field here, never a string key."""
+
+    run_id: str
+    commit: str
+    branch: str
+    commit_message: str
+    record: str  # the run's folder
+    started_at: str = field(default_factory=timestamp)
+    result: str = IN_PROGRESS
+    failed_stage: str | None = None
+    failed_action: str | None = None
+    alarm: str | None = None  # the alarm that failed the release, if one did
+    message: str = ""
+    ended_at: str | None = None
+    pipeline: dict[str, Any] | None = None  # {"stack": ..., "stages": [...]} of the definition that ran
+    restarts: list[dict[str, Any]] = field(default_factory=list)  # {"changes": [...]} per restart
+    approvals: list[ApprovalEntry] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    environments: dict[str, Any] = field(default_factory=dict)  # ReleaseState.view() at the end
+
+    def as_json(self, stages: list[StageResult]) -> dict[str, Any]:
+        document = asdict(self)
+        document["stages"] = [
+            {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in stages
+        ]
+        return document
 
 
 class RunRecord:
-    def __init__(self, state_dir: Path, run_id: str, summary: dict[str, Any]) -> None:
+    def __init__(self, state_dir: Path, summary: RunSummary) -> None:
         self.state_dir = state_dir
-        self.run_id = run_id
-        self.directory = state_dir / "runs" / run_id
+        self.run_id = summary.run_id
+        layout = StateLayout(root=state_dir)
+        self.directory = layout.run(self.run_id)
         self.directory.mkdir(parents=True, exist_ok=False)
         self.logs = self.directory / "logs"
         self.logs.mkdir()
         self.artifacts = self.directory / "artifacts"
         self.reports = self.directory / "reports"
         self.workspaces = self.directory / "workspaces"
-        self.summary: dict[str, Any] = {
-            "run_id": run_id,
-            "result": IN_PROGRESS,
-            "failed_stage": None,
-            **summary,
-        }
-        self.summary.setdefault("started_at", _timestamp())
+        self.summary = summary
         self.stages: list[StageResult] = []
         self.write()
-        _point_latest(state_dir / "runs", run_id)
+        _point_latest(layout.runs, self.run_id)
 
     def log_path(self, stage: str, action: str) -> Path:
         return self.logs / f"{_safe(stage)}.{_safe(action)}.log"
@@ -104,27 +166,23 @@ class RunRecord:
         self.stages.append(result)
         return result
 
+    def as_json(self) -> dict[str, Any]:
+        return self.summary.as_json(self.stages)
+
     def write(self) -> None:
-        self.summary["stages"] = [
-            {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in self.stages
-        ]
-        _write_json(self.directory / "summary.json", self.summary)
+        _write_json(self.directory / "summary.json", self.as_json())
 
     def finish(
         self, *, result: str, failed_stage: str | None, message: str, environments: dict[str, Any]
     ) -> None:
-        self.summary.update(
-            result=result,
-            failed_stage=failed_stage,
-            message=message,
-            ended_at=_timestamp(),
-            environments=environments,
-        )
+        summary = self.summary
+        summary.result, summary.failed_stage, summary.message = result, failed_stage, message
+        summary.ended_at, summary.environments = timestamp(), environments
         for action in (a for s in self.stages for a in s.actions if a.state == IN_PROGRESS):
             action.state, action.message = FAILED, message
         failed = [a for s in self.stages for a in s.actions if a.state == FAILED]
-        self.summary["failed_action"] = failed[-1].action if failed else None
-        self.summary["alarm"] = next((a.alarm for a in reversed(failed) if a.alarm), None)
+        summary.failed_action = failed[-1].action if failed else None
+        summary.alarm = next((a.alarm for a in reversed(failed) if a.alarm), None)
         for stage in self.stages:
             if stage.state == IN_PROGRESS:
                 stage.state = FAILED if result == FAILED else SUCCEEDED
@@ -132,7 +190,7 @@ class RunRecord:
 
 
 def latest_summary(state_dir: Path) -> dict[str, Any] | None:
-    path = state_dir / "runs" / "latest" / "summary.json"
+    path = StateLayout(root=state_dir).latest_summary
     if not path.is_file():
         return None
     summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))

@@ -8,7 +8,6 @@ by runOrder (actions that share a runOrder run one after another here, in parall
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import functools
 import shutil
@@ -19,29 +18,29 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
-from rehearsal.actions import ActionExecutors, Attempt, Outcome, PipelineChanged, ReleaseOptions
-from rehearsal.approval import ApprovalGate
-from rehearsal.artifacts import ArtifactStore
-from rehearsal.deployment import Deployer
-from rehearsal.errors import UserError
-from rehearsal.pipeline_model import Action, Condition, PipelineModel, Rule, Stage, load_pipeline
-from rehearsal.run_record import (
+from rehearsal.base.clock import run_id_stamp
+from rehearsal.base.errors import UserError
+from rehearsal.base.layout import StateLayout
+from rehearsal.release.actions import ActionContext, ActionExecutors, Attempt, PipelineChanged, ReleaseOptions
+from rehearsal.release.approval_inbox import ApprovalGate
+from rehearsal.release.artifact_store import ArtifactStore
+from rehearsal.release.deploy_port import Deployer, Outcome
+from rehearsal.release.pipeline_model import Action, Condition, PipelineModel, Rule, Stage, load_pipeline
+from rehearsal.release.run_record import (
     FAILED,
     IN_PROGRESS,
     SUCCEEDED,
     ActionResult,
     Progress,
+    ReleaseState,
     RunRecord,
-    environments_view,
-    load_state,
+    RunSummary,
     render_summary,
-    save_state,
 )
-from rehearsal.source import SourceRevision, require_clean_tree
+from rehearsal.release.source import SourceRevision, require_clean_tree
 
 _EXECUTING_MODES = ("CHANGE_SET_EXECUTE", "CREATE_UPDATE", "REPLACE_ON_FAILURE")
 
@@ -105,7 +104,8 @@ class ReleaseRunner:
         self.approvals = approvals
         self.synthesizer = synthesizer or MakeSynthesizer()
         self.progress = Progress(options.out)
-        self.pipeline_dir = options.state_dir / "pipeline" / "assembly"
+        self.layout = StateLayout(root=options.state_dir)
+        self.pipeline_dir = self.layout.pipeline_assembly
         self.executors = ActionExecutors(
             options, deployer=deployer, approvals=approvals, progress=self.progress
         )
@@ -121,51 +121,12 @@ class ReleaseRunner:
             return self._run_locked()
 
     def _run_locked(self) -> ReleaseResult:
-        revision = self.options.revision
-        base = run_id = _run_id(revision)
-        suffix = 1
-        while (self.options.state_dir / "runs" / run_id).exists():
-            suffix += 1
-            run_id = f"{base}.{suffix}"
-        record = RunRecord(
-            self.options.state_dir,
-            run_id,
-            {
-                "commit": revision.commit,
-                "branch": revision.branch,
-                "commit_message": revision.message,
-                "record": str(self.options.state_dir / "runs" / run_id),
-                "restarts": [],
-                "approvals": [],
-                "notes": [],
-            },
-        )
-        self.progress.line(f"Release {run_id}: {revision.short} {revision.message!r} on {revision.branch}")
-        state = load_state(self.options.state_dir)
+        record = self._open_record()
+        state = ReleaseState.load(self.options.state_dir)
         failed_stage: str | None = None
         message = ""
         try:
-            model = self._deployed_pipeline(record)
-            for attempt in range(1, self.options.max_restarts + 2):
-                record.start_attempt(attempt)
-                self.progress.fit(
-                    [s.name for s in model.stages],
-                    [a.name for s in model.stages for a in s.actions] + ["OnSuccess.Bake", "Rollback"],
-                )
-                record.summary["pipeline"] = {
-                    "stack": model.stack_name,
-                    "stages": [s.name for s in model.stages],
-                }
-                try:
-                    self._execute(model, record, state)
-                    break
-                except PipelineChanged as restart:
-                    self._announce_restart(record, restart)
-                    model = restart.model
-            else:
-                raise _StageFailed(
-                    "UpdatePipeline", "the pipeline definition kept changing: restarted too often"
-                )
+            self._run_attempts(record, state)
         except _StageFailed as failure:
             failed_stage, message = failure.stage, failure.message
         except UserError as error:
@@ -173,10 +134,7 @@ class ReleaseRunner:
         except KeyboardInterrupt:
             stage = record.stages[-1].name if record.stages else "Setup"
             record.finish(
-                result=FAILED,
-                failed_stage=stage,
-                message="stopped with Ctrl-C",
-                environments=environments_view(state),
+                result=FAILED, failed_stage=stage, message="stopped with Ctrl-C", environments=state.view()
             )
             raise
         finally:
@@ -186,15 +144,55 @@ class ReleaseRunner:
             result=result,
             failed_stage=failed_stage,
             message=message or "production reached",
-            environments=environments_view(state),
+            environments=state.view(),
         )
-        self.progress.text("\n" + render_summary(record.summary))
-        return ReleaseResult(result == SUCCEEDED, run_id, record.directory, record.summary)
+        summary = record.as_json()
+        self.progress.text("\n" + render_summary(summary))
+        return ReleaseResult(result == SUCCEEDED, record.run_id, record.directory, summary)
+
+    def _open_record(self) -> RunRecord:
+        """A new run record: the run id is the time and commit, with a suffix if that folder exists."""
+        revision = self.options.revision
+        base = run_id = _run_id(revision)
+        suffix = 1
+        while self.layout.run(run_id).exists():
+            suffix += 1
+            run_id = f"{base}.{suffix}"
+        record = RunRecord(
+            self.options.state_dir,
+            RunSummary(
+                run_id=run_id,
+                commit=revision.commit,
+                branch=revision.branch,
+                commit_message=revision.message,
+                record=str(self.layout.run(run_id)),
+            ),
+        )
+        self.progress.line(f"Release {run_id}: {revision.short} {revision.message!r} on {revision.branch}")
+        return record
+
+    def _run_attempts(self, record: RunRecord, state: ReleaseState) -> None:
+        """Run the deployed pipeline; when self-mutation changes it, start again on the new definition."""
+        model = self._deployed_pipeline(record)
+        for attempt in range(1, self.options.max_restarts + 2):
+            record.start_attempt(attempt)
+            self.progress.fit(
+                [s.name for s in model.stages],
+                [a.name for s in model.stages for a in s.actions] + ["OnSuccess.Bake", "Rollback"],
+            )
+            record.summary.pipeline = {"stack": model.stack_name, "stages": [s.name for s in model.stages]}
+            try:
+                self._execute(model, record, state)
+                return
+            except PipelineChanged as restart:
+                self._announce_restart(record, restart)
+                model = restart.model
+        raise _StageFailed("UpdatePipeline", "the pipeline definition kept changing: restarted too often")
 
     @contextmanager
     def _release_lock(self) -> Iterator[None]:
         """V2 QUEUED execution mode: a second release waits for the running one."""
-        with (self.options.state_dir / "release.lock").open("w") as lock:
+        with self.layout.lock.open("w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -203,7 +201,7 @@ class ReleaseRunner:
             yield
 
     def _announce_restart(self, record: RunRecord, restart: PipelineChanged) -> None:
-        record.summary["restarts"].append({"changes": restart.changes})
+        record.summary.restarts.append({"changes": restart.changes})
         self.progress.line("Pipeline definition changed by this release; restarting on the new definition:")
         for change in restart.changes[:40]:
             self.progress.text(f"         {change}\n")
@@ -224,12 +222,14 @@ class ReleaseRunner:
 
     # ------------------------------------------------------------ stages
 
-    def _execute(self, model: PipelineModel, record: RunRecord, state: dict[str, Any]) -> None:
+    def _execute(self, model: PipelineModel, record: RunRecord, state: ReleaseState) -> None:
         record.artifacts.mkdir(exist_ok=True)
         for stale in record.artifacts.iterdir():
             shutil.rmtree(stale)
         attempt = Attempt(model, ArtifactStore(record.artifacts))
-        attempt.environments_before = copy.deepcopy(state.get("environments") or {})
+        attempt.environments_before = dict(
+            state.environments
+        )  # records are frozen: a copy of the map is enough
         attempt.variables["codepipeline"] = {"PipelineExecutionId": record.run_id}
         for stage in model.stages:
             stage_result = record.stage(stage.name)
@@ -267,7 +267,7 @@ class ReleaseRunner:
                     raise _StageFailed(stage.name, f"{kind} rule {rule.name}: {outcome.message}")
 
     def _roll_back_stage(
-        self, stage: Stage, attempt: Attempt, record: RunRecord, state: dict[str, Any]
+        self, stage: Stage, attempt: Attempt, record: RunRecord, state: ReleaseState
     ) -> None:
         """A ROLLBACK result (OnSuccess condition or OnFailure): the environment serves its earlier release.
 
@@ -278,53 +278,48 @@ class ReleaseRunner:
         previous = attempt.environments_before.get(environment or "")
         if environment is None or previous is None:
             return
-        if (state.get("environments") or {}).get(environment) == previous:
+        if state.environments.get(environment) == previous:
             self._timed(
                 record,
                 stage.name,
                 "Rollback",
                 "stage rollback",
-                lambda log: Outcome(True, f"{environment} already serves its previous release"),
+                lambda log: Outcome.passed(f"{environment} already serves its previous release"),
             )
             return
 
         def roll_back(log: TextIO) -> Outcome:
             outcome = self.deployer.roll_back(environment=environment, log=log)
             if outcome.succeeded:
-                previous = attempt.environments_before.get(environment)
-                environments = state.setdefault("environments", {})
-                if previous is None:
-                    environments.pop(environment, None)
-                else:
-                    environments[environment] = previous
-                save_state(self.options.state_dir, state)
-            return Outcome(outcome.succeeded, outcome.message)
+                state.serve(environment, attempt.environments_before.get(environment))
+            return outcome
 
         self._timed(record, stage.name, "Rollback", "stage rollback", roll_back)
 
     def _evaluate_rule(self, stage: Stage, rule: Rule, log: TextIO) -> Outcome:
         if rule.provider != "CloudWatchAlarm":
             log.write(f"Rule provider {rule.provider} is not emulated offline: treated as passed\n")
-            return Outcome(True, f"{rule.provider} not emulated offline: passed")
+            return Outcome.passed(f"{rule.provider} not emulated offline: passed")
         outcome = self.deployer.evaluate_alarm_rule(
             environment=_stage_environment(stage),
             alarm_name=rule.configuration.get("AlarmName", ""),
             wait_minutes=float(rule.configuration.get("WaitTime", "0") or 0),
-            time_scale=self.options.time_scale,
             log=log,
         )
-        return Outcome(outcome.succeeded, outcome.message)
+        return outcome
 
     # ------------------------------------------------------------ actions
 
-    def _run_action(self, action: Action, attempt: Attempt, record: RunRecord, state: dict[str, Any]) -> None:
+    def _run_action(self, action: Action, attempt: Attempt, record: RunRecord, state: ReleaseState) -> None:
         executor = self.executors.executor_for(action, attempt.model)
         result = self._timed(
             record,
             action.stage,
             action.name,
             str(action.type),
-            lambda log: executor(action, attempt, record, state, log),
+            lambda log: executor(
+                ActionContext(action=action, attempt=attempt, record=record, state=state, log=log)
+            ),
         )
         if result.state == FAILED:
             raise _StageFailed(action.stage, f"{action.name}: {result.message}")
@@ -347,7 +342,7 @@ class ReleaseRunner:
                 self.progress.action(result)
                 raise
             except UserError as error:
-                outcome = Outcome(False, str(error))
+                outcome = Outcome.failed(str(error))
             if not outcome.succeeded:
                 log.write(f"\nAction failed: {outcome.message}\n")
         result.state = SUCCEEDED if outcome.succeeded else FAILED
@@ -360,7 +355,7 @@ class ReleaseRunner:
 
 
 def _run_id(revision: SourceRevision) -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + revision.short
+    return f"{run_id_stamp()}-{revision.short}"
 
 
 def _stage_environment(stage: Stage) -> str | None:

@@ -1,7 +1,7 @@
 """CloudFormation's part for the resource types the service uses: create each one in the local cloud.
 
 One creator per resource type (DynamoDB, SQS, S3, SNS, …) records its physical name, Ref and GetAtt
-values on the stack's resolver; `rehearsal.provision` orders the calls and owns the `Stack`.
+values on the stack's resolver; `rehearsal.cloud.provision` orders the calls and owns the `Stack`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from rehearsal.cloud import LocalCloud
-from rehearsal.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
-from rehearsal.errors import UserError
-from rehearsal.template import (
+from rehearsal.base.aws import (
+    LAMBDA_DEFAULT_MEMORY_MB,
+    LAMBDA_DEFAULT_TIMEOUT_SECONDS,
+    SQS_DEFAULT_BATCH_SIZE,
+)
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
+from rehearsal.cloud.server import LocalCloud
+from rehearsal.cloud.template import (
     LOCAL_CODE_BUCKET,
     Resolver,
     StackIdentity,
@@ -56,7 +61,7 @@ _NOT_EMULATED = {
 
 
 class ProvisionedStack(Protocol):
-    """What the creators record into: the parts of `rehearsal.provision.Stack` they fill in."""
+    """What the creators record into: the parts of `rehearsal.cloud.provision.Stack` they fill in."""
 
     identity: StackIdentity
     template: TransformedTemplate
@@ -295,8 +300,8 @@ class ResourceCreators:
             name=name,
             handler=props["Handler"],
             code=self._code(logical_id, props.get("Code", {})),
-            timeout=float(props.get("Timeout", 3)),
-            memory_mb=int(props.get("MemorySize", 128)),
+            timeout=float(props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT_SECONDS)),
+            memory_mb=int(props.get("MemorySize", LAMBDA_DEFAULT_MEMORY_MB)),
             runtime=str(props.get("Runtime", "python3.13")),
             environment=(properties.get("Environment") or {}).get("Variables", {}),
             version_logical_id=version_id,
@@ -353,7 +358,7 @@ class ResourceCreators:
                 function=str(props["FunctionName"]),
                 queue_url=url,
                 queue_arn=arn,
-                batch_size=int(props.get("BatchSize", 10)),
+                batch_size=int(props.get("BatchSize", SQS_DEFAULT_BATCH_SIZE)),
                 batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                 report_batch_item_failures="ReportBatchItemFailures"
                 in props.get("FunctionResponseTypes", []),

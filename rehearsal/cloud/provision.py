@@ -8,21 +8,41 @@ event sources are not created here but described (`FunctionSpec`, `rest_apis`, `
 `BucketSource`) for the local Lambda runtime. Every other resource type is listed in
 `Stack.not_emulated` with the reason, never dropped silently. Provisioning is idempotent: running
 it again over the same environment updates what it can and leaves data in place.
-The creator of each resource type lives in `rehearsal.resources`; this module orders them and
+The creator of each resource type lives in `rehearsal.cloud.resources`; this module orders them and
 owns the `Stack` the runtime and the deployer read.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from rehearsal.alarms import AlarmDefinition, UnsupportedAlarmError
-from rehearsal.cloud import LocalCloud
-from rehearsal.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
-from rehearsal.errors import UserError
-from rehearsal.resources import ResourceCreators, as_text, function_arn
-from rehearsal.template import Resolver, StackIdentity, TransformedTemplate, UnresolvedReferenceError
+from rehearsal.alarms.evaluator import AlarmDefinition, CompositeAlarmDefinition, UnsupportedAlarmError
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
+from rehearsal.cloud.resources import ResourceCreators, as_text, function_arn
+from rehearsal.cloud.server import LocalCloud
+from rehearsal.cloud.template import (
+    Resolver,
+    StackIdentity,
+    TransformedTemplate,
+    UnresolvedReferenceError,
+    transform_template,
+)
+
+_ALARM_TYPES = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackAlarms:
+    """A stack's alarms as CloudWatch would hold them, and the ones the rehearsal could not read."""
+
+    metric: tuple[AlarmDefinition, ...]
+    composite: tuple[CompositeAlarmDefinition, ...]
+    problems: tuple[str, ...]  # one line per alarm left out: it is not evaluated offline
 
 
 @dataclass
@@ -53,21 +73,33 @@ class Stack:
             self.resolver.refs[spec.version_logical_id] = arn
             self.resolver.attributes[(spec.version_logical_id, "Version")] = version
 
-    def alarm_definitions(self) -> tuple[list[AlarmDefinition], list[str]]:
-        """The template's alarms resolved now (after versions are recorded), and the ones left out."""
-        definitions: list[AlarmDefinition] = []
+    def alarms(self) -> StackAlarms:
+        """The metric and composite alarms resolved now (after versions are recorded), by CloudWatch name.
+
+        The name is the one `Ref` gives (what deployment groups and composite rules name), so it is
+        the physical name: `AlarmName`, else CloudFormation's generated `<stack>-<LogicalId>-<suffix>`.
+        """
+        metric: list[AlarmDefinition] = []
+        composite: list[CompositeAlarmDefinition] = []
         problems: list[str] = []
-        for logical_id, resource in self.template.resources_of_type("AWS::CloudWatch::Alarm").items():
-            if not self.resolver.resource_included(resource):
+        for logical_id, resource in self.template.resources.items():
+            kind = resource.get("Type")
+            if kind not in _ALARM_TYPES or not self.resolver.resource_included(resource):
                 continue
+            name = str(
+                self.resolver.refs.get(logical_id) or self.resolver.placeholders.get(logical_id) or logical_id
+            )
             try:
                 properties = self.resolver.resolve(resource.get("Properties", {}))
-                definitions.append(AlarmDefinition.from_properties(logical_id, properties))
+                if kind == "AWS::CloudWatch::Alarm":
+                    metric.append(AlarmDefinition.from_properties(name, properties))
+                else:
+                    composite.append(CompositeAlarmDefinition.from_properties(name, properties))
             except UnresolvedReferenceError as error:
                 problems.append(f"{logical_id}: refers to {error} which has no value yet")
             except UnsupportedAlarmError as error:
                 problems.append(f"{logical_id}: {error}")
-        return definitions, problems
+        return StackAlarms(metric=tuple(metric), composite=tuple(composite), problems=tuple(problems))
 
     def outputs(self, api_base_url: str | None = None) -> dict[str, str]:
         """The template's outputs; an API Gateway URL becomes the local gateway's base URL."""
@@ -118,3 +150,25 @@ def provision_stack(
             names = ", ".join(sorted(pending))
             raise UserError(f"cannot provision {names}: they refer to resources that do not exist")
     return stack
+
+
+def deploy_template(
+    cloud: LocalCloud,
+    document: dict[str, Any],
+    *,
+    identity: StackIdentity,
+    environment: str,
+    parameters: Mapping[str, str],
+    base_dir: Path,
+) -> Stack:
+    """CloudFormation's part of a deploy: transform (SAM) with the parameters the template declares, then
+    create its resources. The one sequence `make local`, a first deploy and an update all run."""
+    declared = document.get("Parameters") or {}
+    values = {"Environment": environment, **parameters}
+    template = transform_template(
+        document,
+        identity=identity,
+        parameters={key: value for key, value in values.items() if key in declared},
+        base_dir=base_dir,
+    )
+    return provision_stack(cloud, template, identity=identity, environment=environment)

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from rehearsal.cloud import ACCESS_KEY_ID, SECRET_ACCESS_KEY, port_is_free
-from rehearsal.errors import UserError
+from rehearsal.base.aws import ACCESS_KEY_ID, LOCAL, SECRET_ACCESS_KEY, SERVICE_ENVIRONMENTS
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.server import port_is_free
 
 DEFAULT_TEMPLATE = Path("service/template.yaml")
 
@@ -34,7 +35,7 @@ def register(commands: Any) -> None:
         default=int(os.environ.get("PORT") or 3000),
         help="gateway port (PORT=, default 3000)",
     )
-    parser.add_argument("--environment", default="local", choices=("local", "staging", "production"))
+    parser.add_argument("--environment", default=LOCAL, choices=SERVICE_ENVIRONMENTS)
     parser.add_argument("--quiet", action="store_true", help="print the summary only, not the logs")
     parser.add_argument(
         "--outputs-file", type=Path, help="write the stack outputs and credentials as JSON here once ready"

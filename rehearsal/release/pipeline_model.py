@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from rehearsal.errors import UserError
-from rehearsal.intrinsics import IntrinsicResolver
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.intrinsics import IntrinsicResolver
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 An alarm looks at its last `EvaluationPeriods` periods (a sliding window ending now), computes one
 datapoint per period (a statistic, a percentile, or a metric-math expression), and goes to ALARM
 when at least `DatapointsToAlarm` of them breach; `TreatMissingData` decides what an empty period
-means. `time_scale` compresses time: with 0.05 a 60 s period lasts 3 s, so a canary watched for
-"5 minutes" takes 15 s.
+means. `time_scale` compresses time: at 3 real seconds per minute a 60 s period lasts 3 s, so a
+canary watched for "5 minutes" takes 15 s.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rehearsal.metrics import MetricKey, MetricStore, dimensions
+from rehearsal.alarms.metrics import MetricKey, MetricStore, dimensions
+from rehearsal.base.clock import REAL_TIME, TimeScale
 
 OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -176,7 +177,7 @@ class AlarmEvaluator:
 
     alarms: list[AlarmDefinition]
     store: MetricStore
-    time_scale: float = 1.0
+    time_scale: TimeScale = REAL_TIME
     clock: Callable[[], float] = time.time
     states: dict[str, str] = field(default_factory=dict)
 
@@ -186,7 +187,7 @@ class AlarmEvaluator:
 
     def datapoints(self, alarm: AlarmDefinition, now: float) -> list[float | None]:
         """The alarm's datapoints for its evaluation window, oldest first (None: no data)."""
-        period = alarm.period * self.time_scale
+        period = self.time_scale.real_seconds(alarm.period)
         points: list[float | None] = []
         for index in range(alarm.evaluation_periods, 0, -1):
             start = now - index * period

@@ -13,15 +13,13 @@ import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rehearsal.alarms import AlarmDefinition, CompositeAlarmDefinition, UnsupportedAlarmError
-from rehearsal.cloud import LocalCloud
-from rehearsal.errors import UserError
-from rehearsal.provision import Stack
-from rehearsal.template import UnresolvedReferenceError, load_template
+from rehearsal.base.clock import timestamp
+from rehearsal.base.errors import UserError
+from rehearsal.cloud.server import LocalCloud
+from rehearsal.cloud.template import load_template
 
 TEMPLATE_FILE = "template.json"
 RECORD_FILE = "release.json"
@@ -115,7 +113,7 @@ class ReleaseStore:
             "stack_name": stack_name,
             "parameters": dict(parameters),
             "packaged_from": {uri: path for uri, path in downloads.items()},
-            "staged_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "staged_at": timestamp(),
         }
         (directory / RECORD_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         return SavedRelease(directory, commit, stack_name, dict(parameters))
@@ -143,80 +141,3 @@ class ReleaseStore:
         for folder in (self.root / environment / "releases").iterdir():
             if str(folder) not in kept:
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class DeploymentGroup:
-    """A function's CodeDeploy deployment group, read from the transformed template."""
-
-    function: str  # physical name
-    alias: str
-    config_name: str
-    alarms: tuple[str, ...]
-    before_hook: str | None
-    after_hook: str | None
-
-
-def deployment_groups(stack: Stack) -> list[DeploymentGroup]:
-    """One per alias with a `CodeDeployLambdaAliasUpdate` policy (SAM's `DeploymentPreference`)."""
-    resources = stack.template.resources
-    groups: list[DeploymentGroup] = []
-    for resource in resources.values():
-        policy = (resource.get("UpdatePolicy") or {}).get("CodeDeployLambdaAliasUpdate")
-        if resource.get("Type") != "AWS::Lambda::Alias" or not policy:
-            continue
-        properties = resource["Properties"]
-        group_ref = policy.get("DeploymentGroupName") or {}
-        group = resources.get(group_ref.get("Ref", ""), {}).get("Properties") or {}
-        resolve = stack.resolver.resolve
-        alarms = (group.get("AlarmConfiguration") or {}).get("Alarms") or []
-        hooks = {
-            key: str(resolve(policy[key])) if key in policy else None
-            for key in ("BeforeAllowTrafficHook", "AfterAllowTrafficHook")
-        }
-        groups.append(
-            DeploymentGroup(
-                function=str(resolve(properties["FunctionName"])),
-                alias=str(properties["Name"]),
-                config_name=str(
-                    resolve(group.get("DeploymentConfigName", "CodeDeployDefault.LambdaAllAtOnce"))
-                ),
-                alarms=tuple(str(resolve(item["Name"])) for item in alarms),
-                before_hook=hooks["BeforeAllowTrafficHook"],
-                after_hook=hooks["AfterAllowTrafficHook"],
-            )
-        )
-    return groups
-
-
-def alarm_definitions(
-    stack: Stack,
-) -> tuple[list[AlarmDefinition], list[CompositeAlarmDefinition], list[str]]:
-    """The stack's metric and composite alarms under their CloudWatch names, and the ones left out.
-
-    The name is the one `Ref` gives (what deployment groups and composite rules name), so it is
-    the physical name: `AlarmName`, else CloudFormation's generated `<stack>-<LogicalId>`.
-    """
-    metric: list[AlarmDefinition] = []
-    composite: list[CompositeAlarmDefinition] = []
-    problems: list[str] = []
-    for logical_id, resource in stack.template.resources.items():
-        kind = resource.get("Type")
-        if kind not in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
-            continue
-        if not stack.resolver.resource_included(resource):
-            continue
-        name = str(
-            stack.resolver.refs.get(logical_id) or stack.resolver.placeholders.get(logical_id) or logical_id
-        )
-        try:
-            properties = stack.resolver.resolve(resource.get("Properties", {}))
-            if kind == "AWS::CloudWatch::Alarm":
-                metric.append(AlarmDefinition.from_properties(name, properties))
-            else:
-                composite.append(CompositeAlarmDefinition.from_properties(name, properties))
-        except UnresolvedReferenceError as error:
-            problems.append(f"{logical_id}: refers to {error} which has no value yet")
-        except UnsupportedAlarmError as error:
-            problems.append(f"{logical_id}: {error}")
-    return metric, composite, problems

@@ -10,11 +10,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rehearsal.errors import UserError
+from rehearsal.base.aws import ACCOUNT_ID, REGION
+from rehearsal.base.errors import UserError
 
 _PSEUDO_PARAMETERS = {
-    "AWS::Region": "us-east-1",
-    "AWS::AccountId": "123456789012",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT_ID,
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::NoValue": "",

@@ -4,7 +4,7 @@ Each environment (`local`, `staging`, `production`) gets its own server process.
 state in process-wide globals, so separate processes are the only isolation that cannot leak
 (one server with per-environment names would share one account and one set of quotas), and a
 stage can be torn down without touching the other. The server runs in a small child process of
-ours (`python -m rehearsal.cloud`) that binds port 0 and reports the port it got, so there is no
+ours (`python -m rehearsal.cloud.server`) that binds port 0 and reports the port it got, so there is no
 race for a free port, and that exits when its stdin closes, so it dies with its parent even when
 the parent is killed.
 """
@@ -27,14 +27,9 @@ from typing import Any
 
 import boto3
 
-from rehearsal.errors import UserError
+from rehearsal.base.aws import ACCESS_KEY_ID, ACCOUNT_ID, ALL_ENVIRONMENTS, REGION, SECRET_ACCESS_KEY
+from rehearsal.base.errors import UserError
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"  # moto's default account: ARNs it builds carry this id
-ACCESS_KEY_ID = "test"
-SECRET_ACCESS_KEY = "test"  # nosec B105 # the documented fake credential of the local cloud
-# `pipeline`: the tooling account's cloud (the artifact bucket `sam package` uploads to).
-ENVIRONMENTS = ("local", "staging", "production", "pipeline")
 _COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 
@@ -97,16 +92,16 @@ class LocalCloud:
 
 def start_local_cloud(environment: str = "local", *, startup_timeout: float = 15.0) -> LocalCloud:
     """Start a moto server for `environment` on a free loopback port and wait until it answers."""
-    if environment not in ENVIRONMENTS:
-        raise UserError(f"unknown environment {environment!r}: use one of {', '.join(ENVIRONMENTS)}")
+    if environment not in ALL_ENVIRONMENTS:
+        raise UserError(f"unknown environment {environment!r}: use one of {', '.join(ALL_ENVIRONMENTS)}")
     env = {key: value for key, value in os.environ.items() if key not in _COVERAGE_VARIABLES}
     process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter running our own module
-        [sys.executable, "-m", "rehearsal.cloud"],
+        [sys.executable, "-m", "rehearsal.cloud.server"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         start_new_session=True,  # Ctrl-C reaches us only; we stop the server in order
     )
     try:

@@ -28,9 +28,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from rehearsal.artifacts import copy_matching_files
-from rehearsal.build_shell import phase_script, read_env_dump, read_status
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
+from rehearsal.release.artifact_store import copy_matching_files
+from rehearsal.release.build_shell import phase_script, read_env_dump, read_status
 
 PHASES = ("install", "pre_build", "build", "post_build")
 _BASH = shutil.which("bash") or "/bin/bash"

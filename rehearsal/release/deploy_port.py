@@ -9,7 +9,6 @@ runner which variables point CodeBuild commands at the local cloud.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -28,22 +27,25 @@ class DeployRequest:
     parameters: Mapping[str, str]  # `ParameterOverrides`
     capabilities: tuple[str, ...]
     commit: str  # the release's commit: the deployer labels versions with it
-    time_scale: float  # real seconds per pipeline minute (a 10-minute canary at 2.0 takes 20 s)
     log: TextIO  # the action's log
 
 
-@dataclass(frozen=True)
-class DeployOutcome:
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How an action, a deployment, a stage rule or a rollback ended: the one result type of a release."""
+
     succeeded: bool
     message: str
-    alarm: str | None = None  # the alarm that rolled the deployment back, if one did
+    alarm: str | None = None  # the alarm that rolled a deployment back, if one did
     outputs: Mapping[str, str] = field(default_factory=dict)  # stack outputs: the action's output variables
 
+    @classmethod
+    def passed(cls, message: str, *, outputs: Mapping[str, str] | None = None) -> Outcome:
+        return cls(succeeded=True, message=message, outputs=dict(outputs or {}))
 
-@dataclass(frozen=True)
-class RuleOutcome:
-    succeeded: bool
-    message: str
+    @classmethod
+    def failed(cls, message: str, alarm: str | None = None) -> Outcome:
+        return cls(succeeded=False, message=message, alarm=alarm)
 
 
 class Deployer(Protocol):
@@ -51,17 +53,17 @@ class Deployer(Protocol):
         """Variables for CodeBuild commands: `AWS_ENDPOINT_URL`, region, fake credentials."""
         ...
 
-    def deploy(self, request: DeployRequest) -> DeployOutcome:
+    def deploy(self, request: DeployRequest) -> Outcome:
         """Provision or update the environment and shift traffic; never raises for a failed deployment."""
         ...
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
-    ) -> RuleOutcome:
+        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
+    ) -> Outcome:
         """A V2 `CloudWatchAlarm` rule: watch `alarm_name` for `wait_minutes` (time-compressed)."""
         ...
 
-    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
+    def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         """A stage condition's ROLLBACK: the environment serves again what it served before."""
         ...
 
@@ -72,31 +74,3 @@ class Deployer(Protocol):
     def close(self) -> None:
         """Stop what the deployer started for this release (environments' state persists)."""
         ...
-
-
-class UnavailableDeployer:
-    """Stands in until the local deployer exists: deploy actions fail with a message that says so."""
-
-    message = (
-        "the local deployer (rehearsal/deployer.py) is not available yet: deployments cannot run offline"
-    )
-
-    def build_environment(self) -> Mapping[str, str]:
-        return {}
-
-    def deploy(self, request: DeployRequest) -> DeployOutcome:
-        return DeployOutcome(False, self.message)
-
-    def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, time_scale: float, log: TextIO
-    ) -> RuleOutcome:
-        return RuleOutcome(False, self.message)
-
-    def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
-        return DeployOutcome(False, self.message)
-
-    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def close(self) -> None:
-        return None

@@ -12,21 +12,19 @@ from __future__ import annotations
 import threading
 from typing import Any, TextIO
 
-from rehearsal.alarms import AlarmEvaluator
-from rehearsal.environments import alarm_definitions
+from rehearsal.deploy.shift import POLL_SECONDS, log_alarm_changes
 from rehearsal.runtime.environment import LocalEnvironment
-from rehearsal.shift import POLL_SECONDS, log_alarm_changes
 
 
 class AlarmPublisher:
     """Evaluates one environment's alarms in a thread and publishes each change of state."""
 
-    def __init__(self, local: LocalEnvironment, *, time_scale: float, log: TextIO) -> None:
-        metric, self._composite, problems = alarm_definitions(local.stack)
-        for problem in problems:
+    def __init__(self, local: LocalEnvironment, *, log: TextIO) -> None:
+        self._evaluator, alarms = local.alarm_evaluator()
+        for problem in alarms.problems:
             log.write(f"Alarm not evaluated offline: {problem}\n")
-        self._evaluator = AlarmEvaluator(metric, local.metrics, time_scale=time_scale / 60)
-        self._names = [m.name for m in metric] + [c.name for c in self._composite]
+        self._composite = alarms.composite
+        self._names = [m.name for m in alarms.metric] + [c.name for c in alarms.composite]
         self._cloudwatch: Any = local.cloud.client("cloudwatch")
         self._log = log
         self._published: dict[str, str] = {}

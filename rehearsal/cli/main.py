@@ -10,20 +10,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rehearsal import local_cli, release_cli
-from rehearsal.errors import UserError
+from rehearsal.base.errors import UserError
+from rehearsal.cli import local as local_cli
+from rehearsal.cli import release as release_cli
+from rehearsal.cli.release import DeployerFactory
+from rehearsal.deploy.deployer import LocalDeployer
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, deployer_factory: DeployerFactory = LocalDeployer) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rehearsal", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local_cli.register(commands)
-    release_cli.register(commands)
+    release_cli.register(commands, deployer_factory=deployer_factory)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, deployer_factory: DeployerFactory = LocalDeployer) -> int:
+    """The composition root: `deployer_factory` is the one seam tests replace (with an in-memory fake)."""
+    args = build_parser(deployer_factory=deployer_factory).parse_args(argv)
     try:
         result: int = args.run(args)
     except UserError as error:

@@ -1,0 +1,1 @@
+"""Metrics as CloudWatch holds them, and the alarm evaluator."""

@@ -1,0 +1,1 @@
+"""The local cloud: moto servers on loopback, SAM/CloudFormation templates, resource provisioning."""
