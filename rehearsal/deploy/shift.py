@@ -78,9 +78,12 @@ class _Shift:
         self.applied: dict[DeploymentGroup, float] = {}
 
     def step(self) -> Outcome | None:
-        """Apply the weights due now (holding a step for canary traffic), then judge the alarms."""
+        """Judge the alarms on the step so far, then apply the weights due now (holding for canary traffic).
+
+        Judging first means a version whose alarm fires as its step ends never gets the next step's
+        weight: the evidence of one step decides whether the next one starts.
+        """
         minute = self._minute()
-        self._apply(minute)
         log_alarm_changes(self.evaluator, self.log)
         in_alarm = set(self.evaluator.in_alarm())
         firing = [name for name in self.watched if name in in_alarm]
@@ -92,6 +95,7 @@ class _Shift:
                 f"(at {minute:.1f} of {self.length:g} pipeline minutes)",
                 alarm=firing[0],
             )
+        self._apply(minute)
         if minute >= self.length:
             self.log.write(f"  {minute:5.2f} min: all aliases at 100% on the new versions\n")
             return Outcome.passed(f"traffic shifted ({self.configs}), alarms OK")
@@ -123,7 +127,7 @@ class _Shift:
                 new = self.new_versions[group.function]
                 routing = {new: 1.0} if weight >= 1 else {old: 1 - weight, new: weight}
                 self.local.functions.set_alias(group.function, group.alias, routing)
-                if not self.applied:
+                if weight < 1 and weight not in self.applied.values():
                     self.log.write(f"  {minute:5.2f} min: new versions get {weight:.0%} of traffic\n")
                 self.applied[group] = weight
 

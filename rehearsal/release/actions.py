@@ -187,7 +187,7 @@ class ActionExecutors:
         spec = _load_buildspec(project, source_dir)
         overrides = self._build_variables(action, attempt, log)
         attempt.build_number += 1
-        context = BuildContext(
+        build = BuildContext(
             source_dir=source_dir,
             base_environment=build_base_environment(os.environ, self.deployer.build_environment()),
             overrides=overrides,
@@ -202,7 +202,7 @@ class ActionExecutors:
         )
         # A build after a deploy action may read its environment's alarms (`make bake`).
         with self.deployer.alarms_published(log=log):
-            result = run_build(spec, context)
+            result = run_build(spec, build)
         for note in result.notes:
             self.progress.text(f"         note: {action.stage}/{action.name}: {note}\n")
         if result.succeeded:

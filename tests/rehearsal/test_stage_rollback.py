@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal.pipeline_model import load_pipeline
+from rehearsal.release.pipeline_model import load_pipeline
 from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_release
 
 TEMPLATE = "pipeline-assembly/OrdersPipeline.template.json"
