@@ -93,8 +93,6 @@ class ReleaseApproval(Construct):
                     "codepipeline:GetPipelineExecution",
                     "codepipeline:ListPipelineExecutions",
                     "codepipeline:ListActionExecutions",
-                    # The bake's CloudWatchAlarm rule results, shown with each stage's conditions.
-                    "codepipeline:ListRuleExecutions",
                 ],
                 resources=[pipeline_arn],
             )
