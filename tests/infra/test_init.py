@@ -29,6 +29,8 @@ from pipeline.config import CANARY_TYPES, ConfigError, parse_value
 from tests.infra.conftest import ROOT
 from tests.infra.test_another_team import _clean_environment, _copy_repository
 
+# The renamed service's own checks: its SAM template (transform, cfn-lint) and its cdk.json.
+RENAMED_CHECKS = ("tests/infra/test_service_template.py", "tests/infra/test_pipeline_config.py")
 EDITED = ("cdk.json", "service/template.yaml", "README.md")
 TEAM_FLAGS = [
     "--non-interactive",
@@ -96,7 +98,9 @@ def answers(*replies: str) -> Callable[[str], str]:
         ("bootstrapQualifier", "Globex-01", "the cdk bootstrap qualifier"),
     ],
 )
-def test_each_kind_of_value_is_refused_with_the_reason_config_gives(key: str, value: str, reason: str) -> None:
+def test_each_kind_of_value_is_refused_with_the_reason_config_gives(
+    key: str, value: str, reason: str
+) -> None:
     with pytest.raises(ConfigError, match=re.escape(reason)) as refused:
         parse_value(key, value)
 
@@ -156,9 +160,12 @@ def test_flags_write_the_values_and_rename_only_what_carries_the_service_name(ro
     assert template.count("ledger-attachments-${AWS::AccountId}") == 3
     assert "POWERTOOLS_SERVICE_NAME: ledger" in template
     # The domain stays: the route, the key prefix, the package and the resources named after orders.
-    assert template.replace("ledger-attachments", "orders-attachments").replace(
-        "POWERTOOLS_SERVICE_NAME: ledger", "POWERTOOLS_SERVICE_NAME: orders"
-    ) == before["service/template.yaml"]
+    assert (
+        template.replace("ledger-attachments", "orders-attachments").replace(
+            "POWERTOOLS_SERVICE_NAME: ledger", "POWERTOOLS_SERVICE_NAME: orders"
+        )
+        == before["service/template.yaml"]
+    )
     assert (root / "README.md").read_text().splitlines()[0] == "# ledger"
 
 
@@ -200,7 +207,8 @@ def test_a_refused_flag_exits_2_with_one_line_naming_the_flag_and_changes_nothin
 
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
-        "make init: --staging-account: stagingAccount='22222' is not valid: set it to a 12-digit AWS account id"
+        "make init: --staging-account: stagingAccount='22222' is not valid: "
+        "set it to a 12-digit AWS account id"
     ]
     assert fingerprint(root) == before
 
@@ -264,8 +272,12 @@ def _read_until(fd: int, marker: bytes, deadline: float) -> bytes:
 def test_the_prompts_work_on_a_real_terminal(root: Path) -> None:
     controller, terminal = os.openpty()
     process = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [sys.executable, "-c", f"import sys; from pathlib import Path; from pipeline import init; "
-         f"sys.exit(init.main([], root=Path({str(root)!r})))"],
+        [
+            sys.executable,
+            "-c",
+            f"import sys; from pathlib import Path; from pipeline import init; "
+            f"sys.exit(init.main([], root=Path({str(root)!r})))",
+        ],
         cwd=ROOT,
         stdin=terminal,
         stdout=terminal,
@@ -296,18 +308,21 @@ def test_make_init_on_a_copy_then_make_synth_and_the_renamed_service_checks_pass
     copy = tmp_path / "repository"
     _copy_repository(copy)
 
+    # The PATH make gives its recipes (.venv's Node 24 first), for the pytest run outside make.
+    environment = _clean_environment()
+    environment["PATH"] = os.pathsep.join(
+        [str(copy / ".venv/bin"), str(copy / "node_modules/.bin"), environment["PATH"]]
+    )
+
     def run(*command: str) -> None:
         result = subprocess.run(  # noqa: S603 - fixed arguments
-            list(command), cwd=copy, env=_clean_environment(), capture_output=True, text=True, check=False
+            list(command), cwd=copy, env=environment, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, f"{command}:\n{(result.stdout + result.stderr)[-4000:]}"
 
     run("make", "init", f"INIT_ARGS={' '.join(TEAM_FLAGS)}")
     run("make", "synth")
-    run(
-        ".venv/bin/pytest", "-q", "-p", "no:cacheprovider", "-m", "not another_team",
-        "tests/infra/test_service_template.py", "tests/infra/test_pipeline_config.py",
-    )
+    run(".venv/bin/pytest", "-q", "-p", "no:cacheprovider", "-m", "not another_team", *RENAMED_CHECKS)
 
     template = json.loads((copy / "cdk.out" / "Pipeline.template.json").read_text())
     assert "ledger-release" in json.dumps(template)
