@@ -161,15 +161,14 @@ def _check_bucket_name(key: str, known: Mapping[str, Any]) -> None:
     reserved = next((prefix for prefix in RESERVED_BUCKET_PREFIXES if name.startswith(prefix)), None)
     if reserved:
         raise ConfigError(
-            f"{key}: serviceName {service!r} starts the attachments bucket name with {reserved!r}, "
+            f"{key}={known[key]!r} starts the attachments bucket name with {reserved!r}, "
             "which S3 reserves: choose a service name that does not start with it"
         )
     if len(name) > MAX_BUCKET_NAME:
         longest = len(service) - (len(name) - MAX_BUCKET_NAME)
         raise ConfigError(
-            f"{key}: serviceName {service!r} in {region} makes the attachments bucket name {len(name)} "
-            f"characters long (S3 allows {MAX_BUCKET_NAME}): use a service name of at most {longest} "
-            "characters"
+            f"{key}={known[key]!r} makes the attachments bucket name {name!r} {len(name)} characters "
+            f"long (S3 allows {MAX_BUCKET_NAME}): use a service name of at most {longest} characters"
         )
 
 
@@ -314,6 +313,16 @@ def write_all(changes: Sequence[FileChange]) -> None:
             raise
 
 
+def _current_context(root: Path) -> dict[str, Any]:
+    try:
+        context = json.loads((root / "cdk.json").read_text()).get("context")
+    except (OSError, json.JSONDecodeError, AttributeError) as error:
+        raise InitError(f"cdk.json cannot be read ({error}): restore it with git checkout cdk.json") from None
+    if not isinstance(context, dict):
+        raise InitError("cdk.json has no context object: restore it with git checkout cdk.json")
+    return context
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="make init", description=__doc__.splitlines()[0])
     parser.add_argument("--non-interactive", action="store_true", help="ask nothing: flags, else defaults")
@@ -326,8 +335,8 @@ def main(argv: Sequence[str] | None = None, *, root: Path = ROOT, ask: Ask | Non
     """Exit 0 when written (or nothing to change), 2 when refused, 130 when stopped."""
     arguments = vars(_parser().parse_args(argv))
     interactive = not arguments.pop("non_interactive") and (ask is not None or sys.stdin.isatty())
-    current = json.loads((root / "cdk.json").read_text()).get("context", {})
     try:
+        current = _current_context(root)
         collected = collect(current, arguments, ask=(ask or input) if interactive else None)
         changes = plan_changes(root, collected)
     except InitError as error:

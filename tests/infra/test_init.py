@@ -136,7 +136,8 @@ def test_a_service_name_too_long_for_the_attachments_bucket_is_refused_with_the_
 
 
 def test_a_service_name_s3_reserves_as_a_bucket_prefix_is_refused() -> None:
-    with pytest.raises(ConfigError, match="'xn--' which S3 reserves|'xn--', which S3 reserves"):
+    reason = "serviceName='xn--shop' starts the attachments bucket name with 'xn--', which S3 reserves"
+    with pytest.raises(ConfigError, match=reason):
         init.check_answer("serviceName", "xn--shop", {"pipelineRegion": "eu-west-1"}, {})
 
 
@@ -211,6 +212,39 @@ def test_a_refused_flag_exits_2_with_one_line_naming_the_flag_and_changes_nothin
         "set it to a 12-digit AWS account id"
     ]
     assert fingerprint(root) == before
+
+
+def test_a_region_too_long_for_the_service_names_bucket_is_refused_naming_its_flag(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--non-interactive", "--service-name=order-processing", "--pipeline-region=ap-southeast-2"]
+
+    assert init.main(flags, root=root) == 2
+
+    assert capsys.readouterr().err.startswith("make init: --pipeline-region: pipelineRegion='ap-southeast-2'")
+
+
+def test_a_template_that_no_longer_carries_the_name_where_expected_changes_no_file(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = root / "service/template.yaml"
+    template.write_text(template.read_text().replace("POWERTOOLS_SERVICE_NAME", "SERVICE_NAME"))
+    before = fingerprint(root)
+
+    assert init.main(TEAM_FLAGS, root=root) == 2
+
+    assert "service/template.yaml: expected the service name 1 time(s)" in capsys.readouterr().err
+    assert fingerprint(root) == before
+
+
+def test_an_unreadable_cdk_json_is_one_line_and_exit_2(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (root / "cdk.json").write_text("{ not json")
+
+    assert init.main(TEAM_FLAGS, root=root) == 2
+
+    assert len(capsys.readouterr().err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("stop", ["^C", "^D"])
