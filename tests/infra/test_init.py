@@ -47,12 +47,40 @@ TEAM_FLAGS = [
 ]
 
 
+# The template as shipped; the `root` fixture starts from it, so these tests also pass in a
+# repository where a team has already run make init.
+SHIPPED = {
+    "serviceName": "orders",
+    "repository": "example-org/serverless-release-pipeline",
+    "branch": "main",
+    "connectionArn": "arn:aws:codeconnections:eu-west-1:111111111111:connection/"
+    "00000000-0000-0000-0000-000000000000",
+    "pipelineAccount": "111111111111",
+    "pipelineRegion": "eu-west-1",
+    "stagingAccount": "222222222222",
+    "stagingRegion": "eu-west-1",
+    "productionAccount": "333333333333",
+    "productionRegion": "eu-west-1",
+    "releaseManagerEmails": "release-managers@example.com",
+    "notificationEmails": "service-team@example.com",
+    "approverPrincipals": "arn:aws:iam::111111111111:role/ReleaseManagers",
+    "stagingCanaryType": "Canary10Percent5Minutes",
+    "stagingBakeMinutes": "5",
+    "productionCanaryType": "Canary10Percent10Minutes",
+    "productionBakeMinutes": "15",
+    "reviewUrl": "https://github.com/example-org/serverless-release-pipeline/commit/{commitId}",
+    "bootstrapQualifier": "hnb659fds",
+}
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """The files make init reads and writes, as this checkout holds them."""
+    """The files make init reads and writes, from this checkout, holding the shipped values."""
     for name in EDITED:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, tmp_path / name)
+    flags = [f"{question.flag}={SHIPPED[question.key]}" for question in init.QUESTIONS]
+    assert init.main(["--non-interactive", *flags], root=tmp_path) == 0
     return tmp_path
 
 
