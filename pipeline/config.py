@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-# CodeDeploy's predefined Lambda deployment configurations (the SAM DeploymentPreference types).
+# CodeDeploy's predefined Lambda deployment configurations as SAM DeploymentPreference types (ADR 0025).
 CANARY_TYPES = frozenset(
     {
         "Canary10Percent5Minutes",
