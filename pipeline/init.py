@@ -238,18 +238,25 @@ def _ask_until_accepted(
 
 
 def cdk_json_content(text: str, values: Mapping[str, Answer]) -> str:
-    """cdk.json with the context values replaced line by line: its layout and other keys are kept."""
+    """cdk.json with the context values replaced in place: its layout and other keys are kept."""
     for key, value in values.items():
         text = _with_context_line(text, key, json.dumps(list(value) if isinstance(value, tuple) else value))
     return text
 
 
 def _with_context_line(text: str, key: str, rendered: str) -> str:
-    line = re.compile(rf'^(?P<indent>[ \t]*)"{re.escape(key)}": .*?(?P<comma>,?)$', re.MULTILINE)
-    if line.search(text):
-        return line.sub(lambda m: f'{m["indent"]}"{key}": {rendered}{m["comma"]}', text, count=1)
-    # A key the team deleted (it had a default) comes back as the context's first line.
-    return re.sub(r'("context": \{\n)', lambda m: f'{m[1]}    "{key}": {rendered},\n', text, count=1)
+    """Replace one value where it stands (whatever its layout); everything around it is kept."""
+    found = re.search(rf'"{re.escape(key)}"\s*:\s*', text)
+    if found is None:
+        # A key the team deleted (it had a default) comes back as the context's first line.
+        return re.sub(
+            r'("context"\s*:\s*\{[ \t]*\n)', lambda m: f'{m[1]}    "{key}": {rendered},\n', text, count=1
+        )
+    try:
+        _, end = json.JSONDecoder().raw_decode(text, found.end())
+    except json.JSONDecodeError as error:
+        raise InitError(f"cdk.json is not valid JSON ({error}): fix it or restore it with git") from None
+    return text[: found.end()] + rendered + text[end:]
 
 
 def _check_cdk_json(before: str, after: str, values: Mapping[str, Answer]) -> None:
@@ -262,7 +269,7 @@ def _check_cdk_json(before: str, after: str, values: Mapping[str, Answer]) -> No
     for key, value in values.items():
         expected["context"][key] = list(value) if isinstance(value, tuple) else value
     if new != expected:
-        raise InitError("cdk.json's layout is not one key per line: restore it with git checkout cdk.json")
+        raise InitError("cdk.json would change beyond your values: restore it with git checkout cdk.json")
 
 
 def renamed(text: str, rename: Rename, service: str) -> str:

@@ -210,6 +210,19 @@ def test_cdk_json_keeps_its_other_keys_and_its_one_line_per_key_layout(root: Pat
     assert '    "releaseManagerEmails": ["release@globex.test", "oncall@globex.test"],' in after
 
 
+def test_a_cdk_json_laid_out_by_json_dumps_gets_only_its_values_changed(root: Path) -> None:
+    document = json.loads((root / "cdk.json").read_text())
+    (root / "cdk.json").write_text(json.dumps(document, indent=2))  # lists over several lines
+
+    assert init.main(TEAM_FLAGS, root=root) == 0
+
+    after = json.loads((root / "cdk.json").read_text())
+    assert after["context"]["releaseManagerEmails"] == ["release@globex.test", "oncall@globex.test"]
+    assert {key: after[key] for key in document if key != "context"} == {
+        key: value for key, value in document.items() if key != "context"
+    }
+
+
 def test_running_it_twice_with_the_same_answers_gives_byte_identical_files(root: Path) -> None:
     init.main(TEAM_FLAGS, root=root)
     first = fingerprint(root)
