@@ -131,6 +131,13 @@ test-integration: install-integration ## HTTP tests against BASE_URL (SigV4-sign
 # Settings live in cdk.json's context; override one with CDK_ARGS="-c key=value".
 CDK_ARGS ?=
 
+# `make init` asks on a terminal; for automation pass every value as a flag (python -m pipeline.init --help).
+INIT_ARGS ?=
+
+.PHONY: init
+init: install ## Set your values in cdk.json and rename the service (asks; or flags in INIT_ARGS)
+	@python -m pipeline.init $(INIT_ARGS)
+
 .PHONY: synth
 synth: install ## Synthesize the pipeline to cdk.out/ with cdk-nag (offline, no credentials)
 	cdk synth --quiet $(CDK_ARGS)

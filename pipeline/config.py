@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-# CodeDeploy's predefined Lambda deployment configurations (the SAM DeploymentPreference types).
+# CodeDeploy's predefined Lambda deployment configurations as SAM DeploymentPreference types (ADR 0025).
 CANARY_TYPES = frozenset(
     {
         "Canary10Percent5Minutes",
@@ -46,6 +46,40 @@ _QUALIFIER = re.compile(r"^[a-z0-9]{1,10}$")
 COMMIT_PLACEHOLDER = "{commitId}"
 _REVIEW_URL = re.compile(r"^https://\S*\{commitId\}\S*$")
 _MAX_BAKE_MINUTES = 120
+
+# What each text key must look like and the fix named when it does not: from_context and
+# `make init` (pipeline/init.py, through parse_value) read these, so a rule lives in one place.
+_ACCOUNT_RULE = (_ACCOUNT, "a 12-digit AWS account id")
+_REGION_RULE = (_REGION, "an AWS region such as eu-west-1")
+TEXT_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "serviceName": (_SERVICE_NAME, "lower-case letters, digits and '-'"),
+    "repository": (_REPOSITORY, "'owner/name' of the source repository"),
+    "branch": (_BRANCH, "the branch that releases, such as main"),
+    "connectionArn": (_CONNECTION_ARN, "the ARN of a CodeConnections connection"),
+    "pipelineAccount": _ACCOUNT_RULE,
+    "pipelineRegion": _REGION_RULE,
+    "stagingAccount": _ACCOUNT_RULE,
+    "stagingRegion": _REGION_RULE,
+    "productionAccount": _ACCOUNT_RULE,
+    "productionRegion": _REGION_RULE,
+    "reviewUrl": (
+        _REVIEW_URL,
+        "an https:// URL naming the commit with {commitId}, "
+        "e.g. https://github.com/<owner>/<repo>/commit/{commitId}",
+    ),
+    "bootstrapQualifier": (_QUALIFIER, "the cdk bootstrap qualifier"),
+    "bakeAlarmName": (_ALARM_NAME, "an alarm name; {stackName} is replaced"),
+}
+LIST_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "releaseManagerEmails": (_EMAIL, "e-mail addresses"),
+    "notificationEmails": (_EMAIL, "e-mail addresses"),
+    "approverPrincipals": (_PRINCIPAL_ARN, "IAM role or user ARNs allowed to approve"),
+}
+CHOICE_RULES: dict[str, frozenset[str]] = {
+    "stagingCanaryType": CANARY_TYPES,
+    "productionCanaryType": CANARY_TYPES,
+}
+BAKE_MINUTES_KEYS = ("stagingBakeMinutes", "productionBakeMinutes")
 
 
 class ConfigError(ValueError):
@@ -131,45 +165,32 @@ class PipelineConfig:
     def from_context(cls, context: Mapping[str, Any]) -> PipelineConfig:
         """Build and validate the config; raises ConfigError naming the first wrong key."""
         reader = _ContextReader(context)
-        service_name = reader.text("serviceName", _SERVICE_NAME, "lower-case letters, digits and '-'")
-        pipeline_account = reader.text("pipelineAccount", _ACCOUNT, "a 12-digit AWS account id")
-        pipeline_region = reader.text("pipelineRegion", _REGION, "an AWS region such as eu-west-1")
+        service_name = reader.rule_text("serviceName")
+        pipeline_account = reader.rule_text("pipelineAccount")
+        pipeline_region = reader.rule_text("pipelineRegion")
         environments = [
             _read_environment(reader, name=name, service_name=service_name, pipeline_region=pipeline_region)
             for name in ("staging", "production")
         ]
-        emails = reader.text_list("releaseManagerEmails", _EMAIL, "e-mail addresses")
+        emails = reader.rule_list("releaseManagerEmails")
         config = cls(
             service_name=service_name,
-            repository=reader.text("repository", _REPOSITORY, "'owner/name' of the source repository"),
-            branch=reader.text("branch", _BRANCH, "the branch that releases, such as main"),
-            connection_arn=reader.text(
-                "connectionArn", _CONNECTION_ARN, "the ARN of a CodeConnections connection"
-            ),
+            repository=reader.rule_text("repository"),
+            branch=reader.rule_text("branch"),
+            connection_arn=reader.rule_text("connectionArn"),
             pipeline_account=pipeline_account,
             pipeline_region=pipeline_region,
             staging=environments[0],
             production=environments[1],
             release_manager_emails=emails,
-            notification_emails=reader.text_list(
-                "notificationEmails", _EMAIL, "e-mail addresses", default=list(emails)
-            ),
-            approver_principals=reader.text_list(
-                "approverPrincipals", _PRINCIPAL_ARN, "IAM role or user ARNs allowed to approve"
-            ),
+            notification_emails=reader.rule_list("notificationEmails", default=list(emails)),
+            approver_principals=reader.rule_list("approverPrincipals"),
             execution_mode=reader.execution_mode("executionMode"),
             trigger_file_paths_excluded=tuple(
                 reader.raw_list("triggerFilePathsExcluded", default=["docs/**", "**/*.md"])
             ),
-            review_url=reader.text(
-                "reviewUrl",
-                _REVIEW_URL,
-                "an https:// URL naming the commit with {commitId}, "
-                "e.g. https://github.com/<owner>/<repo>/commit/{commitId}",
-            ),
-            bootstrap_qualifier=reader.text(
-                "bootstrapQualifier", _QUALIFIER, "the cdk bootstrap qualifier", default="hnb659fds"
-            ),
+            review_url=reader.rule_text("reviewUrl"),
+            bootstrap_qualifier=reader.rule_text("bootstrapQualifier", default="hnb659fds"),
         )
         return config
 
@@ -186,23 +207,21 @@ class PipelineConfig:
 def _read_environment(
     reader: _ContextReader, *, name: str, service_name: str, pipeline_region: str
 ) -> EnvironmentConfig:
-    region = reader.text(f"{name}Region", _REGION, "an AWS region such as eu-west-1")
+    region = reader.rule_text(f"{name}Region")
     if region != pipeline_region:
         raise ConfigError(
             f"{name}Region is {region} but pipelineRegion is {pipeline_region}: set {name}Region to "
             f"{pipeline_region} (the packaged template's code lives in the pipeline's region; see ADR 0005)"
         )
     stack_name = f"{service_name}-{name}"
-    alarm_template = reader.text(
-        "bakeAlarmName", _ALARM_NAME, "an alarm name; {stackName} is replaced", default="{stackName}-bake"
-    )
+    alarm_template = reader.rule_text("bakeAlarmName", default="{stackName}-bake")
     return EnvironmentConfig(
         name=name,
-        account=reader.text(f"{name}Account", _ACCOUNT, "a 12-digit AWS account id"),
+        account=reader.rule_text(f"{name}Account"),
         region=region,
         canary_type=reader.choice(
             f"{name}CanaryType",
-            CANARY_TYPES,
+            CHOICE_RULES[f"{name}CanaryType"],
             default="Canary10Percent5Minutes" if name == "staging" else "Canary10Percent10Minutes",
         ),
         bake_minutes=reader.integer(
@@ -232,6 +251,12 @@ class _ContextReader:
         if not isinstance(value, str) or not pattern.match(value):
             raise ConfigError(f"{key}={value!r} is not valid: set it to {what}")
         return value
+
+    def rule_text(self, key: str, *, default: str | None = None) -> str:
+        return self.text(key, *TEXT_RULES[key], default=default)
+
+    def rule_list(self, key: str, *, default: list[str] | None = None) -> tuple[str, ...]:
+        return self.text_list(key, *LIST_RULES[key], default=default)
 
     def raw_list(self, key: str, *, default: list[str] | None = None) -> list[str]:
         value = self._value(key, default)
@@ -277,3 +302,21 @@ class _ContextReader:
                 f"{key}={value!r} is not valid: use SUPERSEDED or QUEUED "
                 "(PARALLEL would deploy two releases into one environment at once)"
             ) from None
+
+
+def parse_value(key: str, value: Any) -> str | int | tuple[str, ...]:
+    """One team-set value checked alone, by the rule from_context uses for its key (for `make init`).
+
+    Lists may come as one comma-separated string. Raises ConfigError naming the key and the fix;
+    checks that span keys (regions) stay in from_context.
+    """
+    reader = _ContextReader({key: value})
+    if key in TEXT_RULES:
+        return reader.rule_text(key)
+    if key in LIST_RULES:
+        return reader.rule_list(key)
+    if key in CHOICE_RULES:
+        return reader.choice(key, CHOICE_RULES[key], default="")
+    if key in BAKE_MINUTES_KEYS:
+        return reader.integer(key, low=1, high=_MAX_BAKE_MINUTES, default=0)
+    raise KeyError(key)
