@@ -1,7 +1,7 @@
-"""Another team's values pass the Build: `make check` and `make synth` run on a copy of this repository
-whose cdk.json holds them (three accounts, another region, branch and bootstrap qualifier).
+"""Another team's clone: `make init` with its values, then the Build's `make check` and `make synth`, on a
+copy of this repository (three accounts, another region, branch, bootstrap qualifier and service name).
 
-Cost: one more `make check` + `make synth` (about COST_NOTE on 2 cores). The copy reuses this
+Cost: one `make check` + `make synth` (about two minutes on 2 cores). The copy reuses this
 checkout's .venv and node_modules through symlinks and the shared mypy cache. `make check` leaves
 this test out (marker `another_team`), so the copy does not run it again and a team's Build never
 pays for it; `make test` runs it.
@@ -63,10 +63,13 @@ def _copy_repository(destination: Path) -> None:
         (destination / tool).symlink_to((ROOT / tool).resolve())
 
 
-def _with_team_values(destination: Path) -> None:
-    cdk_json = json.loads((destination / "cdk.json").read_text())
-    cdk_json["context"].update(ANOTHER_TEAM)
-    (destination / "cdk.json").write_text(json.dumps(cdk_json, indent=2))
+def _init_flags(values: dict[str, Any]) -> str:
+    """`make init`'s flags for `values` (cdk.json keys), as INIT_ARGS."""
+    flags = ["--non-interactive"]
+    for key, value in values.items():
+        flag = "".join(f"-{c.lower()}" if c.isupper() else c for c in key)
+        flags.append(f"--{flag}={','.join(value) if isinstance(value, list) else value}")
+    return " ".join(flags)
 
 
 def _strings(context: dict[str, Any]) -> set[str]:
@@ -84,20 +87,20 @@ def _clean_environment() -> dict[str, str]:
 
 @pytest.mark.another_team
 @pytest.mark.timeout(900)
-def test_make_check_and_synth_pass_with_another_teams_values(tmp_path: Path) -> None:
+def test_make_init_then_make_check_and_synth_pass_with_another_teams_values(tmp_path: Path) -> None:
     assert _strings(ANOTHER_TEAM).isdisjoint(_strings(FIXTURE_CONTEXT))
     copy = tmp_path / "repository"
     _copy_repository(copy)
-    _with_team_values(copy)
-    result = subprocess.run(  # noqa: S603,S607 - fixed arguments
-        ["make", "check", "synth"],
-        cwd=copy,
-        env=_clean_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    template = json.loads((copy / "cdk.out" / "Pipeline.template.json").read_text())
-    assert template["Parameters"]["BootstrapVersion"]["Default"] == "/cdk-bootstrap/globex01/version"
-    assert "ledger-release" in json.dumps(template)
+    for command in (["make", "init", f"INIT_ARGS={_init_flags(ANOTHER_TEAM)}"], ["make", "check", "synth"]):
+        result = subprocess.run(  # noqa: S603 - fixed arguments
+            command, cwd=copy, env=_clean_environment(), capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{command}:\n{(result.stdout + result.stderr)[-4000:]}"
+    context = json.loads((copy / "cdk.json").read_text())["context"]
+    assert {key: context[key] for key in ANOTHER_TEAM} == ANOTHER_TEAM
+    template = json.dumps(json.loads((copy / "cdk.out" / "Pipeline.template.json").read_text()))
+    assert "/cdk-bootstrap/globex01/version" in template
+    assert "ledger-release" in template
+    assert "ledger-production" in template
+    assert "ledger-attachments-" in (copy / "service/template.yaml").read_text()
+    assert (copy / "README.md").read_text().startswith("# ledger\n")
