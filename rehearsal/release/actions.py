@@ -323,6 +323,8 @@ class ActionExecutors:
                 log=context.log,
             )
         )
+        for fact in outcome.not_emulated:
+            context.not_emulated.add(what=fact.what, where=f"{environment} {fact.where}", why=fact.why)
         if not outcome.succeeded:
             return Outcome.failed(outcome.message, outcome.alarm)
         record = EnvironmentRecord(commit=commit, run_id=context.record.run_id, stack=stack, at=timestamp())
