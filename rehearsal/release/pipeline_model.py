@@ -165,6 +165,9 @@ class PipelineModel:
     stages: tuple[Stage, ...]
     push_filters: tuple[PushFilter, ...]
     cloud_assembly: Path = field(compare=False)
+    # `RestartExecutionOnUpdate`: after a self-mutation changes the definition, a new execution of the
+    # same commit starts on it (true) or the cancelled execution is the end of the release (false).
+    restart_on_update: bool = False
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -178,7 +181,8 @@ class PipelineModel:
 
     def describe(self) -> list[str]:
         """A stable, human-readable outline of the definition: what `changes_from` compares."""
-        lines = [f"pipeline {self.stack_name} ({self.pipeline_type}, {self.execution_mode})"]
+        restart = "restart on update" if self.restart_on_update else "no restart on update"
+        lines = [f"pipeline {self.stack_name} ({self.pipeline_type}, {self.execution_mode}, {restart})"]
         for stage in self.stages:
             lines.append(f"stage {stage.name}")
             lines += _describe_conditions(stage.name, "before-entry", stage.before_entry)
@@ -314,6 +318,7 @@ def _build_model(stack: str, template: dict[str, Any], logical_id: str, cdk_out:
         stages=stages,
         push_filters=tuple(_push_filters(properties.get("Triggers") or ())),
         cloud_assembly=cdk_out,
+        restart_on_update=str(properties.get("RestartExecutionOnUpdate", False)).lower() == "true",
     )
 
 

@@ -194,6 +194,12 @@ class ReleaseRunner:
                 self._execute(model, record, state)
                 return
             except PipelineChanged as restart:
+                if not restart.model.restart_on_update:
+                    raise _StageFailed(
+                        "UpdatePipeline",
+                        "cancelled: the pipeline's definition was updated before this execution completed, "
+                        "and RestartExecutionOnUpdate is false: push again to release on the new definition",
+                    ) from None
                 self._announce_restart(record, restart)
                 model = restart.model
         raise _StageFailed("UpdatePipeline", "the pipeline definition kept changing: restarted too often")

@@ -223,3 +223,34 @@ def test_what_was_not_emulated_is_in_the_summary_and_printed_at_the_end(repo: Pa
     end = out.getvalue().split("Release ")[-1]
     assert f"not emulated ({len(facts)}):" in end
     assert "buildspec cache is ignored offline at Staging/IntegrationTests" in end
+
+
+def test_without_restart_on_update_a_pipeline_change_cancels_the_release_and_the_next_one_runs_it(
+    repo: Path,
+) -> None:
+    deployer = InMemoryDeployer()
+    good = commit(repo, "good")
+    run_release(repo, deployer)
+
+    def no_restart_and_rename(stages: list[dict[str, Any]], template: dict[str, Any]) -> None:
+        template["Resources"]["PipelineC660917D"]["Properties"]["RestartExecutionOnUpdate"] = False
+        stages[3]["Actions"][2]["Name"] = "AcceptanceTests"
+
+    changed = commit(repo, "pipeline change", edit_pipeline(repo, no_restart_and_rename))
+
+    cancelled = run_release(repo, deployer)
+
+    summary = summary_of(repo)
+    assert not cancelled.succeeded
+    assert summary["failed_stage"] == "UpdatePipeline"
+    assert summary["message"].startswith("cancelled: the pipeline's definition was updated")
+    assert summary["restarts"] == []
+    assert deployer.serving["staging"] == good
+
+    again = run_release(repo, deployer)
+
+    assert again.succeeded
+    assert deployer.serving["production"] == changed
+    assert ("Staging", "AcceptanceTests") in [
+        (s["name"], a["action"]) for s in summary_of(repo)["stages"] for a in s["actions"]
+    ]
