@@ -129,9 +129,10 @@ def test_cloudformation_actions_the_rehearsal_cannot_follow_fail_with_the_reason
         "where": "Staging/Deploy",
         "why": "not read: only ParameterOverrides apply",
     } in summary["not_emulated"]
-    assert "Not emulated: CloudFormation TemplateConfiguration" in Path(
-        summary["stages"][3]["actions"][0]["log"]
-    ).read_text()
+    assert (
+        "Not emulated: CloudFormation TemplateConfiguration"
+        in Path(summary["stages"][3]["actions"][0]["log"]).read_text()
+    )
 
 
 def test_a_direct_create_update_deploys_without_a_change_set(repo: Path) -> None:
