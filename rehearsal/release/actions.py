@@ -217,9 +217,8 @@ class ActionExecutors:
         # A build after a deploy action may read its environment's alarms (`make bake`).
         with self.deployer.alarms_published(log=log):
             result = run_build(spec, build)
-        for note in result.notes:
-            what, _, why = note.partition(": ")
-            context.not_emulated.add(what=f"buildspec {what}", where=context.where, why=why or what)
+        for note in result.notes:  # each note starts with the buildspec key it is about
+            context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
         if result.succeeded:
             self._publish(action, attempt, result.exported_variables)
             shutil.rmtree(workspace)  # kept only when the build failed, to look into

@@ -215,14 +215,14 @@ def test_what_was_not_emulated_is_in_the_summary_and_printed_at_the_end(repo: Pa
 
     facts = summary_of(repo)["not_emulated"]
     assert {
-        "what": "buildspec cache is ignored offline",
+        "what": "buildspec cache",
         "where": "Staging/IntegrationTests",
-        "why": "every build starts from its input artifacts",
+        "why": "cache is ignored offline: every build starts from its input artifacts",
     } in facts
     assert any(f["what"] == "CodeStarSourceConnection connection" for f in facts)
     end = out.getvalue().split("Release ")[-1]
     assert f"not emulated ({len(facts)}):" in end
-    assert "buildspec cache is ignored offline at Staging/IntegrationTests" in end
+    assert "buildspec cache at Staging/IntegrationTests: cache is ignored offline" in end
 
 
 def test_without_restart_on_update_a_pipeline_change_cancels_the_release_and_the_next_one_runs_it(
