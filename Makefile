@@ -204,11 +204,11 @@ release-remote: install ## Set up a local git remote 'rehearsal' whose pushes to
 	python -m rehearsal release-remote
 
 .PHONY: approve
-approve: install ## Approve the release waiting for a release manager (COMMENT=...)
+approve: install ## Approve the waiting release as APPROVER=<ARN the pipeline grants> (COMMENT=...)
 	python -m rehearsal approve --comment "$${COMMENT:-approved}"
 
 .PHONY: reject
-reject: install ## Reject the release waiting for a release manager (REASON=...)
+reject: install ## Reject the waiting release as APPROVER=<ARN the pipeline grants> (REASON=...)
 	@test -n "$${REASON:-}" || { echo "REASON is not set: run make reject REASON='why it must not ship'"; exit 2; }
 	python -m rehearsal reject --reason "$$REASON"
 

@@ -21,12 +21,12 @@ from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.deploy.deployer import LocalDeployer
-from rehearsal.release.approval_inbox import MODES, ApprovalGate, ApprovalInbox, release_manager_name
+from rehearsal.release.approval_inbox import MODES, ApprovalGate, ApprovalInbox, approver_identity
 from rehearsal.release.deploy_port import Deployer
 from rehearsal.release.pipeline_model import load_pipeline
 from rehearsal.release.run_record import latest_summary, render_summary
 from rehearsal.release.runner import ReleaseOptions, ReleaseRunner
-from rehearsal.release.source import changed_paths, git, git_user, resolve_revision
+from rehearsal.release.source import changed_paths, configured_approver, git, resolve_revision
 
 REMOTE_NAME = "rehearsal"
 DEFAULT_BRANCH = "main"
@@ -154,10 +154,11 @@ def run_release(request: ReleaseRequest, *, deployer_factory: DeployerFactory) -
     gate = ApprovalGate(
         ApprovalInbox(state_dir),
         mode=mode,
-        release_manager=release_manager_name(git_user=git_user(repo)),
+        approver=approver_identity(configured=configured_approver(repo)),
         reason=os.environ.get("REASON", ""),
         stdin=sys.stdin if mode == "prompt" else None,
         out=out,
+        time_scale=time_scale,
     )
     runner = ReleaseRunner(
         ReleaseOptions(
@@ -175,7 +176,7 @@ def run_release(request: ReleaseRequest, *, deployer_factory: DeployerFactory) -
 
 def _decide(args: argparse.Namespace, *, approved: bool, comment: str) -> int:
     repo = _repo(args)
-    who = release_manager_name(git_user=git_user(repo))
+    who = approver_identity(configured=configured_approver(repo))
     request = ApprovalInbox(StateLayout.of_repo(repo).root).decide(approved=approved, by=who, comment=comment)
     verb = "Approved" if approved else "Rejected"
     action = f"{request.stage}/{request.action}"

@@ -12,6 +12,7 @@ release ends; what they run is kept under `.rehearsal/deployer/` for the next re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.deploy.shift import watch_shift
 from rehearsal.deploy.traffic import start_traffic
 from rehearsal.release.deploy_port import DeployRequest, Outcome
+from rehearsal.release.fidelity import NotEmulated
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
 
 
@@ -133,10 +135,23 @@ class LocalDeployer:
             )
             running = self.environment(request.environment, log=log)
             if running is None:
-                return self._create(request, release)
-            return self._update(request, release, running)
+                outcome = self._create(request, release)
+            else:
+                outcome = self._update(request, release, running)
         except UserError as error:
             return Outcome.failed(str(error))
+        return self._with_not_emulated(request.environment, outcome)
+
+    def _with_not_emulated(self, environment: str, outcome: Outcome) -> Outcome:
+        """The run's not_emulated record gets every resource the environment provisions as a name only."""
+        running = self.running.get(environment)
+        if running is None:
+            return outcome
+        facts = tuple(
+            NotEmulated(what=kind, where=logical_id, why=reason)
+            for logical_id, kind, reason in running.local.stack.not_emulated
+        )
+        return dataclasses.replace(outcome, not_emulated=facts)
 
     def environment(self, name: str, *, log: TextIO | None = None) -> _Running | None:
         """The running environment, started from its last deployed release if need be (None: none)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,11 @@ from rehearsal.base.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from rehearsal.base.clock import timestamp
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
-from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
+from rehearsal.release.approval_inbox import DEFAULT_APPROVAL_TIMEOUT_MINUTES, ApprovalGate, ApprovalInbox
 from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
 from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
+from rehearsal.release.fidelity import NotEmulatedLog
 from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
 from rehearsal.release.run_record import ApprovalEntry, EnvironmentRecord, Progress, ReleaseState, RunRecord
 from rehearsal.release.source import SourceRevision, snapshot
@@ -73,6 +75,13 @@ class Attempt:
     change_sets: dict[tuple[str, str], PendingChangeSet] = field(default_factory=dict)
     build_number: int = 0
     environments_before: dict[str, EnvironmentRecord] = field(default_factory=dict)
+    _numbering: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def next_build_number(self) -> int:
+        """CodeBuild's build number; builds of one runOrder ask for it from parallel threads."""
+        with self._numbering:
+            self.build_number += 1
+            return self.build_number
 
 
 # A rehearsal never reaches a real AWS account: builds get fake credentials and, unless the deployer
@@ -103,6 +112,15 @@ class ActionContext:
     record: RunRecord
     state: ReleaseState
     log: TextIO
+    not_emulated: NotEmulatedLog  # every fact this action only stands in for goes here, not only to the log
+
+    @property
+    def where(self) -> str:
+        return f"{self.action.stage}/{self.action.name}"
+
+    def note_not_emulated(self, what: str, why: str) -> None:
+        self.log.write(f"Not emulated: {what}: {why}\n")
+        self.not_emulated.add(what=what, where=self.where, why=why)
 
 
 Executor = Callable[[ActionContext], Outcome]
@@ -149,21 +167,16 @@ class ActionExecutors:
             self.prepare_source(attempt.store.create(name))
         log.write(f"Snapshot of {revision.commit} ({revision.message}) as {list(action.output_artifacts)}\n")
         if action.type.provider != "CodeStarSourceConnection":
-            log.write(
-                f"Source provider {action.type.provider} is emulated by the local repository's commit\n"
+            context.note_not_emulated(
+                f"source provider {action.type.provider}",
+                "the local repository's commit stands in for it; its output variables are not published",
             )
-        self._publish(
-            action,
-            attempt,
-            {
-                "CommitId": revision.commit,
-                "BranchName": revision.branch,
-                "CommitMessage": revision.message,
-                "AuthorDisplayName": revision.author,
-                "FullRepositoryId": action.configuration.get("FullRepositoryId", ""),
-                "ConnectionArn": action.configuration.get("ConnectionArn", ""),
-            },
+            return Outcome.passed(f"commit {revision.short}")
+        context.note_not_emulated(
+            "CodeStarSourceConnection connection",
+            "the commit comes from the local repository, not through the connection (no connection check)",
         )
+        self._publish(action, attempt, source_variables(revision, action.configuration))
         return Outcome.passed(f"commit {revision.short}")
 
     def _codebuild(self, context: ActionContext) -> Outcome:
@@ -185,8 +198,8 @@ class ActionExecutors:
                 secondary[name] = attempt.store.copy_to(name, workspace / f"src_{name}")
         self.link_tools(source_dir)
         spec = _load_buildspec(project, source_dir)
-        overrides = self._build_variables(action, attempt, log)
-        attempt.build_number += 1
+        overrides = self._build_variables(context)
+        build_number = attempt.next_build_number()
         build = BuildContext(
             source_dir=source_dir,
             base_environment=build_base_environment(os.environ, self.deployer.build_environment()),
@@ -194,24 +207,26 @@ class ActionExecutors:
             log=log,
             work_dir=workspace / "tmp",
             build_id=f"{project.logical_id}:{record.run_id}",
-            build_number=attempt.build_number,
+            build_number=build_number,
             source_version=self.options.revision.commit,
             secondary_sources=secondary,
             output_artifacts={name: attempt.store.create(name) for name in action.output_artifacts},
             reports_dir=record.reports / f"{action.stage}.{action.name}",
+            timeout_seconds=project.timeout_minutes * 60,
         )
         # A build after a deploy action may read its environment's alarms (`make bake`).
         with self.deployer.alarms_published(log=log):
             result = run_build(spec, build)
-        for note in result.notes:
-            self.progress.text(f"         note: {action.stage}/{action.name}: {note}\n")
+        for note in result.notes:  # each note starts with the buildspec key it is about
+            context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
         if result.succeeded:
             self._publish(action, attempt, result.exported_variables)
             shutil.rmtree(workspace)  # kept only when the build failed, to look into
         return Outcome(succeeded=result.succeeded, message=result.message)
 
-    def _build_variables(self, action: Action, attempt: Attempt, log: TextIO) -> dict[str, str]:
+    def _build_variables(self, context: ActionContext) -> dict[str, str]:
         """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""
+        action, attempt = context.action, context.attempt
         project_variables = action.project.environment_variables if action.project else ()
         overrides: dict[str, str] = {}
         for variable in (*project_variables, *action.environment_variables):
@@ -219,7 +234,9 @@ class ActionExecutors:
                 overrides[variable.name] = self._resolve(variable.value, attempt)
             elif variable.name in os.environ:
                 overrides[variable.name] = os.environ[variable.name]
-                log.write(f"{variable.type} variable {variable.name} taken from this shell's environment\n")
+                context.note_not_emulated(
+                    f"{variable.type} variable {variable.name}", "taken from this shell's environment"
+                )
             else:
                 raise UserError(
                     f"{variable.type} variable {variable.name} ({variable.value}) cannot be read offline: "
@@ -264,11 +281,13 @@ class ActionExecutors:
         stack = config.get("StackName", "")
         key = (stack, config.get("ChangeSetName", ""))
         if "TemplateConfiguration" in config:
-            log.write("TemplateConfiguration is not read offline: only ParameterOverrides apply\n")
+            context.note_not_emulated(
+                "CloudFormation TemplateConfiguration", "not read: only ParameterOverrides apply"
+            )
         if mode in ("CHANGE_SET_REPLACE", "CREATE_UPDATE", "REPLACE_ON_FAILURE"):
             pending = PendingChangeSet(
                 template=attempt.store.file(config.get("TemplatePath", "")),
-                parameters=action.parameter_overrides,
+                parameters={k: self._resolve(v, attempt) for k, v in action.parameter_overrides.items()},
                 capabilities=tuple(c for c in config.get("Capabilities", "").split(",") if c),
                 artifacts={name: attempt.store.require(name) for name in action.input_artifacts},
             )
@@ -303,6 +322,8 @@ class ActionExecutors:
                 log=context.log,
             )
         )
+        for fact in outcome.not_emulated:
+            context.not_emulated.add(what=fact.what, where=f"{environment} {fact.where}", why=fact.why)
         if not outcome.succeeded:
             return Outcome.failed(outcome.message, outcome.alarm)
         record = EnvironmentRecord(commit=commit, run_id=context.record.run_id, stack=stack, at=timestamp())
@@ -320,9 +341,19 @@ class ActionExecutors:
             commit=self.options.revision.commit,
             custom_data=self._resolve(action.configuration.get("CustomData", ""), attempt),
             review_url=self._resolve(action.configuration.get("ExternalEntityLink", ""), attempt),
+            approvers=action.approvers,
+            timeout_minutes=action.timeout_minutes or DEFAULT_APPROVAL_TIMEOUT_MINUTES,
         )
+        log.write(f"Approvers the pipeline grants: {', '.join(action.approvers) or 'none'}\n")
         if action.configuration.get("NotificationArn"):
-            log.write("NotificationArn: no mail is sent offline; the console shows the request instead\n")
+            context.note_not_emulated(
+                "approval NotificationArn", "no notification is published; the console shows the request"
+            )
+        if self.approvals.approver is None and self.approvals.mode in ("auto", "reject", "prompt"):
+            stand_in = self.approvals.answering_identity(request)
+            context.note_not_emulated(
+                "approver identity", f"no APPROVER set: an answer given here stands in as {stand_in}"
+            )
         decision = self.approvals.wait(request)
         record.summary.approvals.append(
             ApprovalEntry(
@@ -341,6 +372,10 @@ class ActionExecutors:
         )
         if decision.approved:
             return Outcome.passed(f"approved by {decision.by}")
+        if decision.via == "timeout":
+            return Outcome.failed(f"approval {decision.comment}")
+        if decision.comment.startswith("refused: "):
+            return Outcome.failed(decision.comment.removeprefix("refused: "))
         return Outcome.failed(f"rejected by {decision.by}: {decision.comment}")
 
     def _unsupported(self, context: ActionContext) -> Outcome:
@@ -362,6 +397,19 @@ class ActionExecutors:
             return value
 
         return _VARIABLE.sub(substitute, text)
+
+
+def source_variables(revision: SourceRevision, configuration: Mapping[str, str]) -> dict[str, str]:
+    """The output variables of a CodeStarSourceConnection action, by the names AWS publishes
+    (CodePipeline action reference, CodeStarSourceConnection: "Output variables")."""
+    return {
+        "FullRepositoryName": configuration.get("FullRepositoryId", ""),
+        "BranchName": revision.branch,
+        "AuthorDate": revision.author_date,
+        "CommitId": revision.commit,
+        "CommitMessage": revision.message,
+        "ConnectionArn": configuration.get("ConnectionArn", ""),
+    }
 
 
 def _load_buildspec(project: BuildProject, source_dir: Path) -> Buildspec:

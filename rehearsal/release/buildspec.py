@@ -16,11 +16,16 @@ What cannot be emulated is said in `BuildResult.notes` (runtime-versions, cache,
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 
 # Runs the buildspec's commands, which is this module's purpose (B404).
 import subprocess  # nosec B404
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +39,7 @@ from rehearsal.release.build_shell import phase_script, read_env_dump, read_stat
 
 PHASES = ("install", "pre_build", "build", "post_build")
 _BASH = shutil.which("bash") or "/bin/bash"
+TIMED_OUT = -1  # a PhaseResult's exit status when the build's timeout stopped the phase
 _IGNORED_TOP_LEVEL = {
     "run-as": "run-as is ignored: commands run as the current user",
     "proxy": "proxy settings are ignored offline",
@@ -113,6 +119,8 @@ class BuildContext:
     initiator: str = "rehearsal"
     output_artifacts: Mapping[str, Path] = field(default_factory=dict)
     reports_dir: Path | None = None
+    # The project's `TimeoutInMinutes`, in real seconds: commands run in real time, never compressed.
+    timeout_seconds: float = 60 * 60
 
 
 def parse_buildspec(document: str | Mapping[str, Any]) -> Buildspec:
@@ -226,13 +234,14 @@ def run_build(spec: Buildspec, context: BuildContext) -> BuildResult:
     results: list[PhaseResult] = []
     succeeded = True
     skip_rest = False
+    deadline = time.monotonic() + context.timeout_seconds
     for phase in spec.phases:
         if skip_rest:
             break
         if not phase.commands and not phase.finally_commands:
             continue
         _say(log, f"Entering phase {phase.name.upper()}")
-        result, environment, cwd = _run_phase(phase, environment, cwd, context)
+        result, environment, cwd = _run_phase(phase, environment, cwd, context, deadline)
         results.append(result)
         _say(
             log,
@@ -242,12 +251,17 @@ def run_build(spec: Buildspec, context: BuildContext) -> BuildResult:
             continue
         succeeded = False
         environment["CODEBUILD_BUILD_SUCCEEDING"] = "0"
-        skip_rest = _stops_after_failure(phase)
+        skip_rest = _stops_after_failure(phase) or result.exit_status == TIMED_OUT
     exported = {name: environment.get(name, "") for name in spec.exported_variables}
     artifact_errors = _upload_artifacts(spec, context, build_succeeded=succeeded)
     _collect_reports(spec, context)
     failed = next((r for r in results if not r.succeeded), None)
-    if failed is not None:
+    if failed is not None and failed.exit_status == TIMED_OUT:
+        minutes = context.timeout_seconds / 60
+        message = (
+            f"build timed out in phase {failed.name.upper()} after {minutes:g} minutes (TimeoutInMinutes)"
+        )
+    elif failed is not None:
         message = (
             f"phase {failed.name.upper()} failed: command `{failed.failed_command}` "
             f"exited with status {failed.exit_status}"
@@ -307,7 +321,7 @@ def _codebuild_variables(context: BuildContext) -> dict[str, str]:
 
 
 def _run_phase(
-    phase: Phase, environment: dict[str, str], cwd: Path, context: BuildContext
+    phase: Phase, environment: dict[str, str], cwd: Path, context: BuildContext, deadline: float
 ) -> tuple[PhaseResult, dict[str, str], Path]:
     context.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=context.work_dir, prefix=f"{phase.name}-") as scratch:
@@ -325,15 +339,29 @@ def _run_phase(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a timeout stops the phase's whole process group
         ) as process:
-            for line in process.stdout or ():
-                context.log.write(line.decode("utf-8", "replace"))
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), _stop_group, (process,))
+            timer.start()
+            try:
+                for line in process.stdout or ():
+                    context.log.write(line.decode("utf-8", "replace"))
+            finally:
+                timer.cancel()
         context.log.flush()
+        if time.monotonic() >= deadline and process.returncode != 0:
+            _say(context.log, f"Build timed out in phase {phase.name.upper()}")
+            return PhaseResult(phase.name, False, "(build timeout)", TIMED_OUT), environment, cwd
         new_environment, new_cwd = read_env_dump(env_dump, fallback=(environment, cwd))
         failed_command, exit_status = read_status(status_file, process.returncode)
     if failed_command is not None:
         return PhaseResult(phase.name, False, failed_command, exit_status), new_environment, new_cwd
     return PhaseResult(phase.name, True), new_environment, new_cwd
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- artifacts and reports

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from rehearsal.release.fidelity import NotEmulated
+
 
 @dataclass(frozen=True)
 class DeployRequest:
@@ -38,6 +40,8 @@ class Outcome:
     message: str
     alarm: str | None = None  # the alarm that rolled a deployment back, if one did
     outputs: Mapping[str, str] = field(default_factory=dict)  # stack outputs: the action's output variables
+    # What this deployment only stood in for (a resource type provisioned as a name only, ...).
+    not_emulated: tuple[NotEmulated, ...] = ()
 
     @classmethod
     def passed(cls, message: str, *, outputs: Mapping[str, str] | None = None) -> Outcome:

@@ -14,12 +14,13 @@ import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rehearsal.base.aws import ACCOUNT_ID
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.intrinsics import IntrinsicResolver
 
@@ -41,6 +42,7 @@ class BuildProject:
     environment_variables: tuple[EnvironmentVariable, ...]
     image: str
     description: str = ""
+    timeout_minutes: int = 60  # `TimeoutInMinutes`; CodeBuild's default is 60
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class Action:
     configuration: Mapping[str, str]
     namespace: str | None = None
     project: BuildProject | None = None
+    # A Manual approval's `TimeoutInMinutes` (AWS's default: 7 days) and who the template lets answer it.
+    timeout_minutes: int | None = None
+    approvers: tuple[str, ...] = ()
 
     @property
     def environment_variables(self) -> tuple[EnvironmentVariable, ...]:
@@ -160,6 +165,9 @@ class PipelineModel:
     stages: tuple[Stage, ...]
     push_filters: tuple[PushFilter, ...]
     cloud_assembly: Path = field(compare=False)
+    # `RestartExecutionOnUpdate`: after a self-mutation changes the definition, a new execution of the
+    # same commit starts on it (true) or the cancelled execution is the end of the release (false).
+    restart_on_update: bool = False
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -173,7 +181,8 @@ class PipelineModel:
 
     def describe(self) -> list[str]:
         """A stable, human-readable outline of the definition: what `changes_from` compares."""
-        lines = [f"pipeline {self.stack_name} ({self.pipeline_type}, {self.execution_mode})"]
+        restart = "restart on update" if self.restart_on_update else "no restart on update"
+        lines = [f"pipeline {self.stack_name} ({self.pipeline_type}, {self.execution_mode}, {restart})"]
         for stage in self.stages:
             lines.append(f"stage {stage.name}")
             lines += _describe_conditions(stage.name, "before-entry", stage.before_entry)
@@ -300,6 +309,7 @@ def _build_model(stack: str, template: dict[str, Any], logical_id: str, cdk_out:
     resolver = IntrinsicResolver(template)
     properties = template["Resources"][logical_id].get("Properties") or {}
     stages = tuple(_build_stage(raw, resolver) for raw in properties.get("Stages") or ())
+    stages = tuple(_with_approvers(stage, resolver) for stage in stages)
     return PipelineModel(
         stack_name=stack,
         logical_id=logical_id,
@@ -308,6 +318,7 @@ def _build_model(stack: str, template: dict[str, Any], logical_id: str, cdk_out:
         stages=stages,
         push_filters=tuple(_push_filters(properties.get("Triggers") or ())),
         cloud_assembly=cdk_out,
+        restart_on_update=str(properties.get("RestartExecutionOnUpdate", False)).lower() == "true",
     )
 
 
@@ -345,7 +356,70 @@ def _build_action(stage: str, raw: Mapping[str, Any], resolver: IntrinsicResolve
         configuration=configuration,
         namespace=str(raw["Namespace"]) if raw.get("Namespace") else None,
         project=project,
+        timeout_minutes=int(raw["TimeoutInMinutes"]) if raw.get("TimeoutInMinutes") else None,
     )
+
+
+def _with_approvers(stage: Stage, resolver: IntrinsicResolver) -> Stage:
+    actions = tuple(
+        replace(a, approvers=approval_principals(resolver, a.stage, a.name))
+        if a.type.category == "Approval"
+        else a
+        for a in stage.actions
+    )
+    return replace(stage, actions=actions)
+
+
+def approval_principals(resolver: IntrinsicResolver, stage: str, action: str) -> tuple[str, ...]:
+    """Who the pipeline stack lets answer `stage/action`: each role granted `codepipeline:PutApprovalResult`
+    on it (its ARN) and the principals its trust policy names (identities that may assume it)."""
+    principals: list[str] = []
+    for resource in resolver.resources.values():
+        if resource.get("Type") != "AWS::IAM::Policy":
+            continue
+        properties = resource.get("Properties") or {}
+        statements = (properties.get("PolicyDocument") or {}).get("Statement") or ()
+        if not any(_grants_approval(resolver, s, stage, action) for s in statements):
+            continue
+        for role_ref in properties.get("Roles") or ():
+            role_id = role_ref.get("Ref") if isinstance(role_ref, Mapping) else None
+            principals += _role_principals(resolver, str(role_id)) if role_id else []
+    return tuple(dict.fromkeys(principals))
+
+
+def _grants_approval(
+    resolver: IntrinsicResolver, statement: Mapping[str, Any], stage: str, action: str
+) -> bool:
+    if statement.get("Effect") != "Allow":
+        return False
+    actions = statement.get("Action")
+    actions = [actions] if isinstance(actions, str) else list(actions or ())
+    if not any(a in ("codepipeline:PutApprovalResult", "codepipeline:*", "*") for a in actions):
+        return False
+    resources = statement.get("Resource")
+    resources = [resources] if not isinstance(resources, list) else resources
+    texts = [resolver.text(r) for r in resources]
+    return any(t == "*" or t.endswith(f"/{stage}/{action}") for t in texts)
+
+
+def _role_principals(resolver: IntrinsicResolver, role_id: str) -> list[str]:
+    role = resolver.resources.get(role_id) or {}
+    if role.get("Type") != "AWS::IAM::Role":
+        return []
+    properties = role.get("Properties") or {}
+    name = resolver.text(properties.get("RoleName", role_id))
+    principals = [f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"]
+    for statement in (properties.get("AssumeRolePolicyDocument") or {}).get("Statement") or ():
+        if statement.get("Effect") != "Allow":
+            continue
+        trusted = (
+            (statement.get("Principal") or {}).get("AWS")
+            if isinstance(statement.get("Principal"), Mapping)
+            else None
+        )
+        trusted = trusted if isinstance(trusted, list) else [trusted] if trusted else []
+        principals += [resolver.text(p) for p in trusted]
+    return principals
 
 
 def _build_project(logical_id: str, resolver: IntrinsicResolver) -> BuildProject:
@@ -376,6 +450,7 @@ def _build_project(logical_id: str, resolver: IntrinsicResolver) -> BuildProject
         ),
         image=resolver.text(environment.get("Image", "")),
         description=resolver.text(properties.get("Description", "")),
+        timeout_minutes=int(resolver.text(properties.get("TimeoutInMinutes", 60))),
     )
 
 

@@ -1,7 +1,8 @@
 """What a release leaves behind and shows: live progress, the run record, the summary table, the state.
 
 A run's folder (`.rehearsal/runs/<id>/`, see base/layout.py for the rest of `.rehearsal/`):
-  summary.json                  result, failed_stage, stages and actions, approvals, environments
+  summary.json                  result, failed_stage, stages and actions, approvals, environments,
+                                not_emulated ({what, where, why} per fact this run only stood in for)
   logs/<Stage>.<Action>.log     one log per action (a restarted release keeps logs-attempt-N/)
   artifacts/<name>/             the run's artifact store
   reports/<action>/             report files the buildspecs named
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +22,7 @@ from typing import Any, TextIO
 from rehearsal.base.aws import RELEASE_ENVIRONMENTS
 from rehearsal.base.clock import timestamp
 from rehearsal.base.layout import StateLayout
+from rehearsal.release.fidelity import NotEmulatedLog, render_not_emulated
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -125,9 +128,11 @@ class RunSummary:
     approvals: list[ApprovalEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     environments: dict[str, Any] = field(default_factory=dict)  # ReleaseState.view() at the end
+    not_emulated: NotEmulatedLog = field(default_factory=NotEmulatedLog, repr=False)
 
     def as_json(self, stages: list[StageResult]) -> dict[str, Any]:
         document = asdict(self)
+        document["not_emulated"] = [asdict(fact) for fact in self.not_emulated.facts()]
         document["stages"] = [
             {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in stages
         ]
@@ -148,6 +153,7 @@ class RunRecord:
         self.workspaces = self.directory / "workspaces"
         self.summary = summary
         self.stages: list[StageResult] = []
+        self._writing = threading.Lock()  # actions of one runOrder run in threads and each writes
         self.write()
         _point_latest(layout.runs, self.run_id)
 
@@ -170,7 +176,8 @@ class RunRecord:
         return self.summary.as_json(self.stages)
 
     def write(self) -> None:
-        _write_json(self.directory / "summary.json", self.as_json())
+        with self._writing:
+            _write_json(self.directory / "summary.json", self.as_json())
 
     def finish(
         self, *, result: str, failed_stage: str | None, message: str, environments: dict[str, Any]
@@ -197,6 +204,9 @@ def latest_summary(state_dir: Path) -> dict[str, Any] | None:
     return summary
 
 
+_OUTPUT = threading.Lock()
+
+
 class Progress:
     """Console lines like the CodePipeline console: stage, action, state and elapsed time."""
 
@@ -216,8 +226,9 @@ class Progress:
         if self.out is None:
             return
         elapsed = int(self.clock() - self.started)
-        self.out.write(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}\n")
-        self.out.flush()
+        with _OUTPUT:  # parallel actions: one whole line at a time
+            self.out.write(f"[{elapsed // 60:02d}:{elapsed % 60:02d}] {text}\n")
+            self.out.flush()
 
     def action(self, result: ActionResult) -> None:
         timing = f"{result.elapsed:6.1f}s" if result.state != IN_PROGRESS else " " * 7
@@ -264,6 +275,7 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  failed at {summary['failed_stage']}: {summary.get('message', '')}")
     if serving:
         lines.append(f"  serving 100%: {serving}")
+    lines += render_not_emulated(summary.get("not_emulated") or [])
     lines.append(f"  record: {summary.get('record', '')}")
     return "\n".join(lines) + "\n"
 
@@ -283,6 +295,6 @@ def _safe(name: str) -> str:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     temporary.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     temporary.replace(path)

@@ -3,7 +3,7 @@
 The pipeline that runs is the one "deployed" offline: `.rehearsal/pipeline/assembly/`, a copy of the
 cloud assembly the last self-mutation deployed. The first release deploys it by synthesizing the
 release's own source (the offline `make deploy`). Stages run in order; within a stage, actions run
-by runOrder (actions that share a runOrder run one after another here, in parallel on AWS).
+by runOrder; actions that share a runOrder run in parallel (one thread each, one log each), as on AWS.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import shutil
 import subprocess  # nosec B404
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,14 @@ from rehearsal.release.run_record import (
 from rehearsal.release.source import SourceRevision, require_clean_tree
 
 _EXECUTING_MODES = ("CHANGE_SET_EXECUTE", "CREATE_UPDATE", "REPLACE_ON_FAILURE")
+# The condition results the runner carries out; any other fails the stage closed (API_Condition lists
+# ROLLBACK | FAIL | RETRY | SKIP). OnFailure conditions with rules are not evaluated, so refused too.
+# A condition without a result fails its stage here (what AWS does then is unverified, ADR 0020).
+_EMULATED_RESULTS: dict[str, tuple[str | None, ...]] = {
+    "BeforeEntry": ("FAIL", None),
+    "OnSuccess": ("ROLLBACK", "FAIL", None),
+    "OnFailure": ("ROLLBACK", "FAIL"),
+}
 
 
 class Synthesizer(Protocol):
@@ -185,6 +194,12 @@ class ReleaseRunner:
                 self._execute(model, record, state)
                 return
             except PipelineChanged as restart:
+                if not restart.model.restart_on_update:
+                    raise _StageFailed(
+                        "UpdatePipeline",
+                        "cancelled: the pipeline's definition was updated before this execution completed, "
+                        "and RestartExecutionOnUpdate is false: push again to release on the new definition",
+                    ) from None
                 self._announce_restart(record, restart)
                 model = restart.model
         raise _StageFailed("UpdatePipeline", "the pipeline definition kept changing: restarted too often")
@@ -233,11 +248,11 @@ class ReleaseRunner:
         attempt.variables["codepipeline"] = {"PipelineExecutionId": record.run_id}
         for stage in model.stages:
             stage_result = record.stage(stage.name)
+            _refuse_conditions_not_emulated(stage)
             self._check_conditions(stage, stage.before_entry, "BeforeEntry", record)
             try:
                 for group in stage.action_groups():
-                    for action in group:
-                        self._run_action(action, attempt, record, state)
+                    self._run_group(group, attempt, record, state)
             except _StageFailed:
                 if stage.on_failure_result == "ROLLBACK":
                     self._roll_back_stage(stage, attempt, record, state)
@@ -298,8 +313,11 @@ class ReleaseRunner:
 
     def _evaluate_rule(self, stage: Stage, rule: Rule, log: TextIO) -> Outcome:
         if rule.provider != "CloudWatchAlarm":
-            log.write(f"Rule provider {rule.provider} is not emulated offline: treated as passed\n")
-            return Outcome.passed(f"{rule.provider} not emulated offline: passed")
+            # Fail closed: a rule the rehearsal cannot judge must not let a release through.
+            return Outcome.failed(
+                f"rule provider {rule.provider} is not emulated offline: the stage fails closed "
+                "(only CloudWatchAlarm rules are judged)"
+            )
         outcome = self.deployer.evaluate_alarm_rule(
             environment=_stage_environment(stage),
             alarm_name=rule.configuration.get("AlarmName", ""),
@@ -310,6 +328,23 @@ class ReleaseRunner:
 
     # ------------------------------------------------------------ actions
 
+    def _run_group(
+        self, group: list[Action], attempt: Attempt, record: RunRecord, state: ReleaseState
+    ) -> None:
+        """Actions of one runOrder in parallel; the stage fails (or restarts) once all of them have ended."""
+        if len(group) == 1:
+            self._run_action(group[0], attempt, record, state)
+            return
+        with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="action") as pool:
+            futures = [pool.submit(self._run_action, action, attempt, record, state) for action in group]
+        errors = [error for error in (f.exception() for f in futures) if error is not None]
+        for kind in (_StageFailed, PipelineChanged):
+            first = next((e for e in errors if isinstance(e, kind)), None)
+            if first is not None:
+                raise first
+        if errors:
+            raise errors[0]
+
     def _run_action(self, action: Action, attempt: Attempt, record: RunRecord, state: ReleaseState) -> None:
         executor = self.executors.executor_for(action, attempt.model)
         result = self._timed(
@@ -318,7 +353,14 @@ class ReleaseRunner:
             action.name,
             str(action.type),
             lambda log: executor(
-                ActionContext(action=action, attempt=attempt, record=record, state=state, log=log)
+                ActionContext(
+                    action=action,
+                    attempt=attempt,
+                    record=record,
+                    state=state,
+                    log=log,
+                    not_emulated=record.summary.not_emulated,
+                )
             ),
         )
         if result.state == FAILED:
@@ -352,6 +394,30 @@ class ReleaseRunner:
         record.write()
         self.progress.action(result)
         return result
+
+
+def _refuse_conditions_not_emulated(stage: Stage) -> None:
+    """Fail closed: a condition the runner would not carry out as AWS does stops the stage, named."""
+    kinds = (
+        ("BeforeEntry", stage.before_entry),
+        ("OnSuccess", stage.on_success),
+        ("OnFailure", stage.on_failure),
+    )
+    for kind, conditions in kinds:
+        for condition in conditions:
+            if condition.result not in _EMULATED_RESULTS[kind]:
+                raise _StageFailed(
+                    stage.name,
+                    f"{kind} condition result {condition.result} is not emulated offline: fails closed",
+                )
+            if kind == "OnFailure" and condition.rules:
+                raise _StageFailed(
+                    stage.name, "OnFailure conditions with rules are not emulated offline: fails closed"
+                )
+    if stage.on_failure_result not in (None, *_EMULATED_RESULTS["OnFailure"]):
+        raise _StageFailed(
+            stage.name, f"OnFailure result {stage.on_failure_result} is not emulated offline: fails closed"
+        )
 
 
 def _run_id(revision: SourceRevision) -> str:

@@ -47,6 +47,7 @@ class SourceRevision:
     branch: str
     message: str
     author: str
+    author_date: str = ""  # ISO-8601, as the CodeStarSourceConnection action's `AuthorDate`
 
     @property
     def short(self) -> str:
@@ -61,7 +62,16 @@ def resolve_revision(
         branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD", git_dir=git_dir).strip()
     message = git(repo, "log", "-1", "--format=%s", commit, git_dir=git_dir).strip()
     author = git(repo, "log", "-1", "--format=%an <%ae>", commit, git_dir=git_dir).strip()
-    return SourceRevision(repo, git_dir, commit, branch, message, author)
+    author_date = git(repo, "log", "-1", "--format=%aI", commit, git_dir=git_dir).strip()
+    return SourceRevision(repo, git_dir, commit, branch, message, author, author_date)
+
+
+def configured_approver(repo: Path) -> str | None:
+    """The local identity mapped to a release manager: `git config rehearsal.approver <ARN>`."""
+    try:
+        return git(repo, "config", "--get", "rehearsal.approver").strip() or None
+    except UserError:  # not configured: git config exits 1
+        return None
 
 
 def require_clean_tree(repo: Path) -> None:

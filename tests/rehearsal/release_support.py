@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,11 @@ class InMemoryDeployer:
         self.closed = True
 
 
+# The fixture pipeline's release-manager role and the identity its trust policy names.
+RELEASE_MANAGER_ROLE = "arn:aws:iam::123456789012:role/OrdersPipeline-managers"
+RELEASE_MANAGER = "arn:aws:iam::123456789012:user/ana"
+
+
 def run_release(
     repo: Path,
     deployer: InMemoryDeployer,
@@ -109,9 +115,10 @@ def run_release(
     reason: str = "",
     out: TextIO | None = None,
     allow_dirty: bool = False,
+    approver: str | None = None,
 ) -> ReleaseResult:
     state_dir = repo / ".rehearsal"
-    gate = ApprovalGate(ApprovalInbox(state_dir), mode=approve, release_manager="Rel Manager", reason=reason)
+    gate = ApprovalGate(ApprovalInbox(state_dir), mode=approve, approver=approver, reason=reason)
     runner = ReleaseRunner(
         ReleaseOptions(
             repo=repo,
@@ -124,3 +131,16 @@ def run_release(
         approvals=gate,
     )
     return runner.run()
+
+
+@contextlib.contextmanager
+def release_running(repo: Path) -> Iterator[None]:
+    """Hold the release lock as a running release does, for commands that answer it."""
+    lock_path = repo / ".rehearsal" / "release.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -190,6 +190,18 @@ def test_a_first_deploy_creates_the_stack_with_the_aliases_on_the_first_versions
     assert _routing(local) == {"1": 1.0}
 
 
+def test_a_deploy_reports_each_resource_it_provisions_only_as_a_name_as_not_emulated(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, _ = deployer
+    stack = local.running["staging"].local.stack
+
+    facts = {(f.where, f.what, f.why) for f in first_deploy.not_emulated}
+
+    assert facts == set(stack.not_emulated)
+    assert facts
+
+
 def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
     deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
 ) -> None:

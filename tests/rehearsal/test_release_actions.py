@@ -124,8 +124,13 @@ def test_cloudformation_actions_the_rehearsal_cannot_follow_fail_with_the_reason
     summary = summary_of(repo)
     assert summary["failed_stage"] == "Staging"
     assert message in summary["message"]
+    assert {
+        "what": "CloudFormation TemplateConfiguration",
+        "where": "Staging/Deploy",
+        "why": "not read: only ParameterOverrides apply",
+    } in summary["not_emulated"]
     assert (
-        "TemplateConfiguration is not read offline"
+        "Not emulated: CloudFormation TemplateConfiguration"
         in Path(summary["stages"][3]["actions"][0]["log"]).read_text()
     )
 
@@ -199,7 +204,7 @@ def test_two_releases_in_the_same_second_get_their_own_run_folders(
 ) -> None:
     state_dir = repo / ".rehearsal"
     options = ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir)
-    gate = ApprovalGate(ApprovalInbox(state_dir), mode="auto", release_manager="rm")
+    gate = ApprovalGate(ApprovalInbox(state_dir), mode="auto")
     first = ReleaseRunner(options, deployer=InMemoryDeployer(), approvals=gate).run()
     monkeypatch.setattr("rehearsal.release.runner._run_id", lambda revision: first.run_id)
 

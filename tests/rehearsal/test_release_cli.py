@@ -12,7 +12,15 @@ import pytest
 from rehearsal.cli import release as release_cli
 from rehearsal.cli.main import main as rehearsal_main
 from rehearsal.release.approval_inbox import ApprovalInbox
-from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_git
+from tests.rehearsal.release_support import (
+    RELEASE_MANAGER,
+    RELEASE_MANAGER_ROLE,
+    InMemoryDeployer,
+    commit,
+    make_project,
+    release_running,
+    run_git,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -73,26 +81,30 @@ def test_approve_without_a_waiting_release_is_a_clear_error(
     assert "no release is waiting for approval" in capsys.readouterr().err
 
 
-def test_approve_and_reject_answer_the_waiting_request_as_the_git_user(
-    repo: Path, capsys: pytest.CaptureFixture[str]
+def test_approve_and_reject_answer_the_waiting_request_as_the_approver_identity(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("APPROVER", RELEASE_MANAGER)
     inbox = ApprovalInbox(repo / ".rehearsal")
     request = inbox.open(
-        run_id="r1", stage="Approval", action="Release", commit="a" * 40, custom_data="", review_url=""
+        run_id="r1",
+        stage="Approval",
+        action="Release",
+        commit="a" * 40,
+        custom_data="",
+        review_url="",
+        approvers=(RELEASE_MANAGER_ROLE, RELEASE_MANAGER),
     )
 
-    assert main(["reject", "--repo", str(repo), "--reason", "too risky"]) == 0
+    with release_running(repo):
+        assert main(["reject", "--repo", str(repo), "--reason", "too risky"]) == 0
+        decision = inbox.take_decision(request)
+        assert main(["approve", "--repo", str(repo), "--comment", "ship"]) == 0
+        approved = inbox.take_decision(request)
 
-    decision = inbox.take_decision(request)
     assert decision is not None
-    assert (decision.approved, decision.by, decision.comment) == (
-        False,
-        "Rel Manager <rm@example.com>",
-        "too risky",
-    )
+    assert (decision.approved, decision.by, decision.comment) == (False, RELEASE_MANAGER, "too risky")
     assert "Rejected Approval/Release of release r1" in capsys.readouterr().out
-    assert main(["approve", "--repo", str(repo), "--comment", "ship"]) == 0
-    approved = inbox.take_decision(request)
     assert approved is not None and approved.approved
 
 

@@ -88,7 +88,7 @@ def _release(repo: Path) -> ReleaseResult:
             out=None,
         ),
         deployer=LocalDeployer(state_dir, TIME_SCALE),
-        approvals=ApprovalGate(ApprovalInbox(state_dir), mode="auto", release_manager="Rel Manager"),
+        approvals=ApprovalGate(ApprovalInbox(state_dir), mode="auto"),
     )
     return runner.run()
 

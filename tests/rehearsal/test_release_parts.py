@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
-from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox, release_manager_name
+from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox, approver_identity
 from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.source import changed_paths, git, git_user, resolve_revision, snapshot
 from tests.rehearsal.release_support import make_project, run_git
@@ -34,9 +35,7 @@ def test_the_prompt_approves_on_y_and_rejects_with_any_other_answer_as_the_reaso
     os.write(write_end, answer.encode())
     out = io.StringIO()
     with os.fdopen(read_end) as stdin:
-        gate = ApprovalGate(
-            ApprovalInbox(tmp_path), mode="prompt", release_manager="Ana", stdin=stdin, out=out
-        )
+        gate = ApprovalGate(ApprovalInbox(tmp_path), mode="prompt", approver="Ana", stdin=stdin, out=out)
         inbox = gate.inbox
         request = inbox.open(
             run_id="r1",
@@ -45,6 +44,7 @@ def test_the_prompt_approves_on_y_and_rejects_with_any_other_answer_as_the_reaso
             commit="c" * 40,
             custom_data="Ship it?",
             review_url="http://x",
+            approvers=("Ana",),
         )
 
         decision = gate.wait(request)
@@ -66,20 +66,20 @@ def test_an_unanswered_approval_times_out_as_a_rejection(tmp_path: Path) -> None
     gate = ApprovalGate(
         ApprovalInbox(tmp_path),
         mode="wait",
-        release_manager="Ana",
-        timeout_seconds=0,
+        time_scale=TimeScale(seconds_per_minute=1e-9),
         clock=lambda: next(clock),
     )
     request = gate.inbox.open(run_id="r", stage="A", action="R", commit="c", custom_data="", review_url="")
 
     decision = gate.wait(request)
 
-    assert (decision.approved, decision.comment) == (False, "approval timed out")
+    assert (decision.approved, decision.via) == (False, "timeout")
+    assert decision.comment == "not answered within 10080 pipeline minutes (the action's timeout)"
 
 
 def test_an_unknown_approval_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="approval mode 'sometimes' is unknown"):
-        ApprovalGate(ApprovalInbox(tmp_path), mode="sometimes", release_manager="x")
+        ApprovalGate(ApprovalInbox(tmp_path), mode="sometimes")
 
 
 def test_closing_an_older_request_leaves_a_newer_one_waiting(tmp_path: Path) -> None:
@@ -92,12 +92,10 @@ def test_closing_an_older_request_leaves_a_newer_one_waiting(tmp_path: Path) -> 
     assert inbox.pending() == new
 
 
-def test_the_release_manager_is_the_git_user_else_the_login_name() -> None:
-    assert release_manager_name({"USER": "ana"}, git_user="Ana <a@x>") == "Ana <a@x>"
-    assert release_manager_name({"USER": "ana"}) == "ana"
-    assert release_manager_name({"LOGNAME": "bo"}) == "bo"
-    assert release_manager_name({}) == "unknown"
-    assert release_manager_name() == release_manager_name(dict(os.environ))
+def test_the_approver_is_approver_else_the_configured_local_identity_else_nobody() -> None:
+    assert approver_identity({"APPROVER": "arn:a"}, configured="arn:b") == "arn:a"
+    assert approver_identity({}, configured="arn:b") == "arn:b"
+    assert approver_identity({"USER": "ana"}) is None
 
 
 def test_the_artifact_store_refuses_names_and_paths_that_leave_it(tmp_path: Path) -> None:

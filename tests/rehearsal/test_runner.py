@@ -16,7 +16,14 @@ from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
 from rehearsal.release.runner import ReleaseOptions, ReleaseRunner
 from rehearsal.release.source import resolve_revision
 from tests.rehearsal.polling import wait_for
-from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_release
+from tests.rehearsal.release_support import (
+    RELEASE_MANAGER,
+    RELEASE_MANAGER_ROLE,
+    InMemoryDeployer,
+    commit,
+    make_project,
+    run_release,
+)
 
 TEMPLATE = "pipeline-assembly/OrdersPipeline.template.json"
 
@@ -143,7 +150,7 @@ def test_a_rejected_approval_leaves_production_untouched(repo: Path) -> None:
         "stage": "Approval",
         "action": "Release",
         "approved": False,
-        "by": "Rel Manager",
+        "by": RELEASE_MANAGER_ROLE,
         "at": None,
         "comment": "freeze week",
         "via": "APPROVE=reject",
@@ -153,7 +160,7 @@ def test_a_rejected_approval_leaves_production_untouched(repo: Path) -> None:
 def test_an_approval_given_from_another_shell_lets_the_release_continue(repo: Path) -> None:
     state_dir = repo / ".rehearsal"
     inbox = ApprovalInbox(state_dir)
-    gate = ApprovalGate(inbox, mode="wait", release_manager="nobody", poll_seconds=0.01, timeout_seconds=60)
+    gate = ApprovalGate(inbox, mode="wait", poll_seconds=0.01)
     runner = ReleaseRunner(
         ReleaseOptions(repo=repo, revision=resolve_revision(repo), state_dir=state_dir),
         deployer=InMemoryDeployer(),
@@ -165,12 +172,12 @@ def test_an_approval_given_from_another_shell_lets_the_release_continue(repo: Pa
     wait_for(
         lambda: inbox.pending() is not None or not thread.is_alive(), timeout=60, what="an approval request"
     )
-    request = inbox.decide(approved=True, by="Ana <ana@example.com>", comment="looks good")
+    request = inbox.decide(approved=True, by=RELEASE_MANAGER, comment="looks good")
     thread.join(60)
 
     assert outcome["result"].succeeded
     assert request.stage == "Approval"
-    assert summary_of(repo)["approvals"][0]["by"] == "Ana <ana@example.com>"
+    assert summary_of(repo)["approvals"][0]["by"] == RELEASE_MANAGER
     assert inbox.pending() is None
 
 
@@ -253,7 +260,7 @@ def test_a_variable_no_earlier_action_produced_fails_the_action(repo: Path) -> N
     assert "variable #{Nowhere.Thing} is not produced by any earlier action" in summary_of(repo)["message"]
 
 
-def test_a_stage_condition_rule_the_rehearsal_cannot_evaluate_passes_with_a_note(repo: Path) -> None:
+def test_a_stage_condition_rule_the_rehearsal_cannot_evaluate_fails_the_stage_closed(repo: Path) -> None:
     def entry_rule(stages: list[dict[str, Any]], _: dict[str, Any]) -> None:
         stages[5]["BeforeEntry"] = {
             "Conditions": [
@@ -275,12 +282,18 @@ def test_a_stage_condition_rule_the_rehearsal_cannot_evaluate_passes_with_a_note
 
     commit(repo, "deploy in office hours", edit_pipeline(repo, entry_rule))
 
-    result = run_release(repo, InMemoryDeployer())
+    deployer = InMemoryDeployer()
+
+    result = run_release(repo, deployer)
 
     summary = summary_of(repo)
-    assert result.succeeded
-    window = next(a for s in summary["stages"] for a in s["actions"] if a["action"] == "BeforeEntry.Window")
-    assert window["message"] == "DeploymentWindow not emulated offline: passed"
+    assert not result.succeeded
+    assert summary["failed_stage"] == "Production"
+    assert summary["message"] == (
+        "BeforeEntry rule Window: rule provider DeploymentWindow is not emulated offline: "
+        "the stage fails closed (only CloudWatchAlarm rules are judged)"
+    )
+    assert "production" not in deployer.serving
 
 
 def test_progress_shows_stage_action_state_and_elapsed_and_ends_with_a_summary_table(repo: Path) -> None:
