@@ -30,7 +30,7 @@ from rehearsal.base.layout import StateLayout
 
 MODES = ("auto", "reject", "prompt", "wait")
 # "If ... no approval response is received within seven days of the pipeline stopping for the
-# approval action, the pipeline status changes to Failed" (CodePipeline User Guide, ADR 0020).
+# approval action, the pipeline status changes to Failed" (CodePipeline User Guide, ADR 0026).
 DEFAULT_APPROVAL_TIMEOUT_MINUTES = 7 * 24 * 60
 
 

@@ -46,7 +46,7 @@ from rehearsal.release.source import SourceRevision, require_clean_tree
 _EXECUTING_MODES = ("CHANGE_SET_EXECUTE", "CREATE_UPDATE", "REPLACE_ON_FAILURE")
 # The condition results the runner carries out; any other fails the stage closed (API_Condition lists
 # ROLLBACK | FAIL | RETRY | SKIP). OnFailure conditions with rules are not evaluated, so refused too.
-# A condition without a result fails its stage here (what AWS does then is unverified, ADR 0020).
+# A condition without a result fails its stage here (what AWS does then is unverified, ADR 0026).
 _EMULATED_RESULTS: dict[str, tuple[str | None, ...]] = {
     "BeforeEntry": ("FAIL", None),
     "OnSuccess": ("ROLLBACK", "FAIL", None),
