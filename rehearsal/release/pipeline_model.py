@@ -160,6 +160,8 @@ class PipelineModel:
     stages: tuple[Stage, ...]
     push_filters: tuple[PushFilter, ...]
     cloud_assembly: Path = field(compare=False)
+    # `RestartExecutionOnUpdate`: CodePipeline reruns the release after its definition is updated.
+    restarts_on_update: bool = False
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -308,6 +310,7 @@ def _build_model(stack: str, template: dict[str, Any], logical_id: str, cdk_out:
         stages=stages,
         push_filters=tuple(_push_filters(properties.get("Triggers") or ())),
         cloud_assembly=cdk_out,
+        restarts_on_update=str(properties.get("RestartExecutionOnUpdate", "false")).lower() == "true",
     )
 
 
