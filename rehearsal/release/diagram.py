@@ -101,7 +101,7 @@ class _Writer:
         lines.append("  " + " --> ".join(f"s{i}" for i in range(1, len(self.model.stages) + 1)))
         if self.states is not None:
             lines += [f"  classDef {_css_class(s)} {style}" for s, style in STATE_STYLES.items()]
-            lines += self._state_classes()
+            lines += self._state_classes(self.states)
         return "\n".join(lines) + "\n"
 
     def _pipeline_summary(self) -> str:
@@ -150,12 +150,11 @@ class _Writer:
                     edges.append(f"    {stage_id}a{index}_{before} --> {stage_id}a{index + 1}_{after}")
         return edges
 
-    def _state_classes(self) -> list[str]:
-        assert self.states is not None  # nosec B101 - only called with states
+    def _state_classes(self, states: RunStates) -> list[str]:
         lines = []
         for index, stage in enumerate(self.model.stages, start=1):
             for node_id, _, key in self._nodes(f"s{index}", stage):
-                lines.append(f"  class {node_id} {_css_class(self.states.of(stage.name, key))}")
+                lines.append(f"  class {node_id} {_css_class(states.of(stage.name, key))}")
         return lines
 
     # ------------------------------------------------------------ what each action does
