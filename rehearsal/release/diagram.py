@@ -259,7 +259,10 @@ def deployment_types(template: Mapping[str, Any], overrides: Mapping[str, str]) 
     for resource in (template.get("Resources") or {}).values():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
-        preference = (resource.get("Properties") or {}).get("DeploymentPreference") or global_preference
+        # SAM merges maps: a function keeps the Globals keys it does not set ("Globals section of the AWS SAM
+        # template": a function "adds the MESSAGE environment variable, in addition to the inherited" one).
+        own = (resource.get("Properties") or {}).get("DeploymentPreference")
+        preference = {**(global_preference or {}), **(own or {})}
         if not preference or preference.get("Enabled") is False:
             continue
         kind = preference.get("Type")

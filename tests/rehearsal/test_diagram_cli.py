@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,29 @@ def test_status_diagram_before_any_release_says_to_run_one(
     assert main(["status", "--repo", str(repo), "--diagram"]) == 2
 
     assert "run `make release`" in capsys.readouterr().err
+
+
+def test_diagram_refuses_a_readme_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "README.md"
+
+    assert main(["diagram", "--cdk-out", str(ASSEMBLY), "--readme", str(missing)]) == 2
+
+    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_status_diagram_refuses_a_run_of_another_pipeline_than_the_one_deployed(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["release", "--repo", str(repo), "--approve", "auto", "--quiet", "--time-scale", "0.01"])
+    summary_path = repo / ".rehearsal/runs/latest/summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["pipeline"]["stack"] = "SomeOtherPipeline"
+    summary_path.write_text(json.dumps(summary))
+    capsys.readouterr()
+
+    assert main(["status", "--repo", str(repo), "--diagram"]) == 2
+
+    assert "released pipeline SomeOtherPipeline" in capsys.readouterr().err
