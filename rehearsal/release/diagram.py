@@ -138,7 +138,7 @@ class _Writer:
         for index, (condition, rule) in enumerate(rules, start=1):
             settings = ", ".join(f"{k} {v}" for k, v in sorted(rule.configuration.items()))
             result = f" → {condition.result}" if condition.result else ""
-            label = f"{kind} rule {rule.name}<br/>{_text(rule.provider)}: {_text(settings)}{result}"
+            label = f"{kind} rule {_text(rule.name)}<br/>{_text(rule.provider)}: {_text(settings)}{result}"
             yield f"{prefix}{index}", f'[/"{label}"/]', f"{kind}.{rule.name}"
 
     def _run_order_edges(self, stage_id: str, stage: Stage) -> list[str]:
