@@ -213,8 +213,14 @@ reject: install ## Reject the waiting release as APPROVER=<ARN the pipeline gran
 	python -m rehearsal reject --reason "$$REASON"
 
 .PHONY: release-status
-release-status: install ## Print the latest rehearsal run
+release-status: install ## Print the latest rehearsal run (DIAGRAM=1: as the pipeline diagram, by state)
 	python -m rehearsal status
+
+# The README's diagram is rendered from cdk.json's values: tests/rehearsal/test_readme_diagram.py fails
+# when it differs from the synthesized pipeline, so run this after changing cdk.json or pipeline/.
+.PHONY: diagram
+diagram: synth ## Render the synthesized pipeline as Mermaid and write it into README.md
+	python -m rehearsal diagram --cdk-out cdk.out --template service/template.yaml --readme README.md
 
 .PHONY: bench
 bench: install ## Measure the targets of issues 2-5 (medians, baselines, verdicts); --only/--runs via BENCH_ARGS

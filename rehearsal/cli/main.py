@@ -1,4 +1,5 @@
-"""Command line of the rehearsal: `local`, `release`, `release-remote`, `approve`, `reject`, `status`.
+"""The rehearsal's command line: `local`, `release`, `release-remote`, `approve`, `reject`, `status`,
+`diagram`.
 
 Each group of commands registers its own sub-commands; this module only dispatches and turns
 user mistakes (`UserError`) into one clear line and a non-zero exit.
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from rehearsal.base.errors import UserError
+from rehearsal.cli import diagram as diagram_cli
 from rehearsal.cli import local as local_cli
 from rehearsal.cli import release as release_cli
 from rehearsal.cli.release import DeployerFactory
@@ -22,6 +24,7 @@ def build_parser(*, deployer_factory: DeployerFactory = LocalDeployer) -> argpar
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local_cli.register(commands)
     release_cli.register(commands, deployer_factory=deployer_factory)
+    diagram_cli.register(commands)
     return parser
 
 

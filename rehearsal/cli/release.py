@@ -20,6 +20,7 @@ from typing import Any
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
+from rehearsal.cli.diagram import run_diagram_of
 from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.release.approval_inbox import MODES, ApprovalGate, ApprovalInbox, approver_identity
 from rehearsal.release.deploy_port import Deployer
@@ -49,6 +50,7 @@ class ReleaseRequest:
     approve: str | None = None  # else $APPROVE, else prompt (or wait without a terminal)
     time_scale: str | None = None  # else $TIME_SCALE, else 1
     quiet: bool = False
+    diagram: bool = False  # also print the run as the pipeline diagram with each action's state
 
 
 def register(commands: Any, *, deployer_factory: DeployerFactory = LocalDeployer) -> None:
@@ -69,6 +71,9 @@ def register(commands: Any, *, deployer_factory: DeployerFactory = LocalDeployer
         help="real seconds per pipeline minute for canaries and bakes (default 1; $TIME_SCALE)",
     )
     release.add_argument("--quiet", action="store_true", help="no progress output, only the exit status")
+    release.add_argument(
+        "--diagram", action="store_true", help="end with the run as a Mermaid diagram ($DIAGRAM=1)"
+    )
     release.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
     release.add_argument("--commit", default="HEAD", help=argparse.SUPPRESS)
     release.add_argument("--git-dir", type=Path, default=None, help=argparse.SUPPRESS)
@@ -98,6 +103,11 @@ def register(commands: Any, *, deployer_factory: DeployerFactory = LocalDeployer
 
     status = commands.add_parser("status", help="print the latest rehearsal run")
     status.add_argument("--json", action="store_true", help="print summary.json as it is")
+    status.add_argument(
+        "--diagram",
+        action="store_true",
+        help="print the run as a Mermaid diagram of the pipeline ($DIAGRAM=1)",
+    )
     status.add_argument("--repo", type=Path, default=None, help=argparse.SUPPRESS)
     status.set_defaults(run=run_status)
 
@@ -139,8 +149,13 @@ def _release_command(args: argparse.Namespace, *, deployer_factory: DeployerFact
         approve=args.approve,
         time_scale=args.time_scale,
         quiet=args.quiet,
+        diagram=args.diagram or _env_flag("DIAGRAM"),
     )
     return run_release(request, deployer_factory=deployer_factory)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
 
 
 def run_release(request: ReleaseRequest, *, deployer_factory: DeployerFactory) -> int:
@@ -165,13 +180,16 @@ def run_release(request: ReleaseRequest, *, deployer_factory: DeployerFactory) -
             repo=repo,
             revision=revision,
             state_dir=state_dir,
-            allow_dirty=request.allow_dirty or os.environ.get("ALLOW_DIRTY", "") not in ("", "0"),
+            allow_dirty=request.allow_dirty or _env_flag("ALLOW_DIRTY"),
             out=out,
         ),
         deployer=deployer_factory(state_dir, time_scale),
         approvals=gate,
     )
-    return 0 if runner.run().succeeded else 1
+    result = runner.run()
+    if request.diagram and out is not None:
+        out.write("\n" + run_diagram_of(repo, result.summary))
+    return 0 if result.succeeded else 1
 
 
 def _decide(args: argparse.Namespace, *, approved: bool, comment: str) -> int:
@@ -185,9 +203,13 @@ def _decide(args: argparse.Namespace, *, approved: bool, comment: str) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    summary = latest_summary(StateLayout.of_repo(_repo(args)).root)
+    repo = _repo(args)
+    summary = latest_summary(StateLayout.of_repo(repo).root)
     if summary is None:
         raise UserError("no rehearsal has run yet: run `make release`")
+    if args.diagram or _env_flag("DIAGRAM"):
+        print(run_diagram_of(repo, summary), end="")
+        return 0
     print(
         json.dumps(summary, indent=2) if args.json else render_summary(summary), end="\n" if args.json else ""
     )

@@ -1,4 +1,5 @@
-"""Fixtures of the local runtime's tests: the fixture app running offline, and SigV4-signed requests.
+"""Fixtures of the local runtime's tests (the fixture app running offline, SigV4-signed requests), and
+the real pipeline synthesized with cdk.json's values.
 
 The environment is session-scoped (starting it costs about a second) and compresses time 100x,
 so visibility timeouts and alarm periods pass quickly. Its finalizer stops every process.
@@ -6,6 +7,10 @@ so visibility timeouts and alarm periods pass quickly. Its finalizer stops every
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from botocore.credentials import Credentials
 from rehearsal.base.clock import TimeScale
 from rehearsal.runtime.environment import LocalEnvironment, start_environment
 
+REPOSITORY = Path(__file__).resolve().parents[2]
 FIXTURE_APP = Path(__file__).parent / "fixtures" / "app"
 FIXTURE_CODE = FIXTURE_APP / "src"
 TIME_SCALE = TimeScale(seconds_per_minute=0.6)  # a hundred times faster than real time
@@ -55,3 +61,27 @@ def signed_request(
 @pytest.fixture
 def signed() -> Any:
     return signed_request
+
+
+@pytest.fixture(scope="session")
+def real_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthesize pipeline/ with cdk.json's values once per session (about 8 s) into a private folder."""
+    out = tmp_path_factory.mktemp("real-cdk-out")
+    context = json.loads((REPOSITORY / "cdk.json").read_text())["context"]
+    environment = {
+        **os.environ,
+        "CDK_OUTDIR": str(out),
+        "CDK_CONTEXT_JSON": json.dumps(context),  # what the CDK CLI hands the app
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline.app"],
+        cwd=REPOSITORY,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if not (out / "manifest.json").is_file():
+        pytest.fail(f"synth of pipeline/ failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
+    return out

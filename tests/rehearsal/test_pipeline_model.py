@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -236,30 +233,6 @@ def test_a_project_name_that_is_not_a_codebuild_project_is_refused(tmp_path: Pat
 
 
 # ---------------------------------------------------------------- the real pipeline (pipeline/)
-
-
-@pytest.fixture(scope="session")
-def real_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Synthesize pipeline/ once per session (about 8 s) into a private folder."""
-    out = tmp_path_factory.mktemp("real-cdk-out")
-    context = json.loads((REPO / "cdk.json").read_text())["context"]
-    environment = {
-        **os.environ,
-        "CDK_OUTDIR": str(out),
-        "CDK_CONTEXT_JSON": json.dumps(context),  # what the CDK CLI hands the app
-        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-    }
-    completed = subprocess.run(
-        [sys.executable, "-m", "pipeline.app"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if not (out / "manifest.json").is_file():
-        pytest.fail(f"synth of pipeline/ failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
-    return out
 
 
 def test_the_real_pipeline_has_the_stages_of_the_architecture(real_assembly: Path) -> None:
