@@ -135,8 +135,9 @@ CDK_ARGS ?=
 INIT_ARGS ?=
 
 .PHONY: init
-init: install ## Set your values in cdk.json and rename the service (asks; or flags in INIT_ARGS)
+init: install ## Set your values in cdk.json and rename the service (asks; or flags in INIT_ARGS); redraws the diagram
 	@python -m pipeline.init $(INIT_ARGS)
+	@$(MAKE) diagram >/dev/null
 
 .PHONY: synth
 synth: install ## Synthesize the pipeline to cdk.out/ with cdk-nag (offline, no credentials)

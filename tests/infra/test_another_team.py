@@ -103,4 +103,6 @@ def test_make_init_then_make_check_and_synth_pass_with_another_teams_values(tmp_
     assert "ledger-release" in template
     assert "ledger-production" in template
     assert "ledger-attachments-" in (copy / "service/template.yaml").read_text()
-    assert (copy / "README.md").read_text().startswith("# ledger\n")
+    readme = (copy / "README.md").read_text()
+    assert readme.startswith("# ledger\n")
+    assert "ledger-production" in readme  # make init redrew the pipeline diagram
