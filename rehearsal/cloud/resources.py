@@ -46,7 +46,7 @@ _NOT_EMULATED = {
     "AWS::IAM::Policy": "IAM is not enforced locally",
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::Lambda::Permission": "resource policies are not enforced locally",
-    "AWS::Lambda::LayerVersion": "a layer the template creates is not built; the runtime installs known public layers",
+    "AWS::Lambda::LayerVersion": "a layer the template creates is not built (public Powertools layers are)",
     "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
     "AWS::S3::BucketPolicy": "resource policies are not enforced locally",
     "AWS::SNS::TopicPolicy": "resource policies are not enforced locally",

@@ -5,9 +5,10 @@ invocation at a time, like an execution environment, so concurrent calls start m
 to `max_concurrency` and the function's reserved concurrency (beyond that the call is throttled).
 Workers run under the interpreter the function's Runtime names, isolated from the rehearsal's own
 virtualenv, with its layers and the runtime's libraries (`rehearsal.runtime.sandbox`); each caps
-its address space at MemorySize plus a stated headroom (`worker.MEMORY_HEADROOM_MB`). A call that outlives the function's
-timeout kills its worker and fails as `Sandbox.Timedout`. Every call records Lambda's metrics
-(Invocations, Errors, Throttles, Duration) with its dimensions into the environment's store.
+its address space at MemorySize plus a stated headroom (`worker.MEMORY_HEADROOM_MB`).
+A call that outlives the function's timeout kills its worker and fails as `Sandbox.Timedout`.
+Every call records Lambda's metrics (Invocations, Errors, Throttles, Duration) with its
+dimensions into the environment's store.
 The worker process itself and `InvocationResult` live in `rehearsal.runtime.invocation`.
 """
 
@@ -274,7 +275,9 @@ class LocalFunctions:
                 "AWS_LAMBDA_LOG_STREAM_NAME": f"rehearsal/[{version.number}]{uuid.uuid4().hex}",
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
-                "LAMBDA_RUNTIME_DIR": str(self.sandboxes.sandbox(config.runtime, config.layers).runtime_libraries[0]),
+                "LAMBDA_RUNTIME_DIR": str(
+                    self.sandboxes.sandbox(config.runtime, config.layers).runtime_libraries[0]
+                ),
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
                 "LAMBDA_TASK_ROOT": str(config.code_dir),

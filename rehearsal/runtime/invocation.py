@@ -12,7 +12,6 @@ import os
 import select
 import signal
 import subprocess  # nosec B404 # runs worker.py with a Python interpreter, never a shell
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping

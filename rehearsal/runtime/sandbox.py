@@ -1,4 +1,4 @@
-"""What a function's process sees, as on Lambda: its runtime's interpreter, the runtime's libraries, its layers.
+"""What a function's process sees, as on Lambda: the runtime's interpreter and libraries, its layers.
 
 Lambda runs a Python function with the runtime's interpreter, its deployment package in
 `/var/task`, each layer's `python/` folder under `/opt`, and the SDK the runtime includes
@@ -61,10 +61,14 @@ def runtime_version(runtime: str) -> str:
     return match["version"]
 
 
-def find_interpreter(runtime: str, *, search_path: str | None = None, pyenv_root: Path | None = None) -> Interpreter:
+def find_interpreter(
+    runtime: str, *, search_path: str | None = None, pyenv_root: Path | None = None
+) -> Interpreter:
     """The interpreter `runtime` names: in pyenv, else on PATH; else this one, with a note saying so."""
     version = runtime_version(runtime)
-    root = pyenv_root if pyenv_root is not None else Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    root = (
+        pyenv_root if pyenv_root is not None else Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    )
     candidates = sorted(root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
     found = str(candidates[0]) if candidates else shutil.which(f"python{version}", path=search_path)
     if found is not None and "/shims/" in found:  # a pyenv shim fails unless that version is selected
@@ -76,10 +80,12 @@ def find_interpreter(runtime: str, *, search_path: str | None = None, pyenv_root
         path=Path(sys.executable),
         version=own,
         exact=own == version,
-        note=None
-        if own == version
-        else f"{runtime}: python{version} is not on PATH or in pyenv; functions run under python{own} instead",
+        note=None if own == version else f"{runtime}: {_missing(version, own)}",
     )
+
+
+def _missing(version: str, own: str) -> str:
+    return f"python{version} is not on PATH or in pyenv; functions run under python{own} instead"
 
 
 def layer_requirements(layer: str) -> tuple[str, ...]:
@@ -166,7 +172,9 @@ class SandboxFactory:
                 )
                 paths += [folder / "python" / "lib" / f"python{interpreter.version}" / "site-packages"]
                 paths += [folder / "python"]
-            runtime_folder = install_folder("runtime", LAMBDA_PYTHON_RUNTIME_LIBRARIES, interpreter, cache=self.cache)
+            runtime_folder = install_folder(
+                "runtime", LAMBDA_PYTHON_RUNTIME_LIBRARIES, interpreter, cache=self.cache
+            )
             self._built[key] = Sandbox(
                 interpreter=interpreter, layers=tuple(paths), runtime_libraries=(runtime_folder,)
             )

@@ -1,7 +1,10 @@
-"""Functions run as Lambda runs them: the Runtime's interpreter, isolated, with layers and runtime libraries."""
+"""Functions run as Lambda runs them: the Runtime's interpreter, isolated, with layers and its SDK."""
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import json
 import stat
 import sys
 import threading
@@ -14,13 +17,14 @@ from rehearsal.alarms.metrics import MetricStore
 from rehearsal.base.aws import LAMBDA_PYTHON_RUNTIME_LIBRARIES, POWERTOOLS_LAYER_EXTRA_LIBRARIES
 from rehearsal.base.errors import UserError
 from rehearsal.runtime import sandbox as sandbox_module
+from rehearsal.runtime import worker
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.sandbox import Interpreter, find_interpreter, install_folder, layer_requirements
 from tests.rehearsal.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 POWERTOOLS = "{{resolve:ssm:/aws/service/powertools/python/arm64/python3.13/3.37.0}}"
-PROBE = '''
+PROBE = """
 import sys
 
 def handler(event, context):
@@ -35,7 +39,7 @@ def handler(event, context):
 
 def allocate(event, context):
     return len(bytearray(event["megabytes"] * 1024 * 1024))
-'''
+"""
 
 
 @pytest.fixture
@@ -59,8 +63,7 @@ def _put(functions: LocalFunctions, code: Path, handler: str = "probe.handler", 
 def test_a_worker_cannot_import_what_only_the_projects_virtualenv_holds(
     functions: LocalFunctions, tmp_path: Path
 ) -> None:
-    import hypothesis  # noqa: F401 # present here, in the project's virtualenv
-
+    assert importlib.util.find_spec("hypothesis") is not None  # present here, in the project's virtualenv
     _put(functions, tmp_path)
     result = functions.invoke("probe", {"modules": ["hypothesis", "boto3", "aws_lambda_powertools"]})
     assert result.error is None, result.error
@@ -121,18 +124,27 @@ def test_the_fallback_note_is_logged_and_listed_as_not_emulated(tmp_path: Path) 
         local.sandboxes.notes.append("python3.13: fallback")
         _put(local, tmp_path)
         assert local.not_emulated == [("interpreter", "probe", "python3.13: fallback")]
-        assert {"type": "note", "what": "interpreter", "where": "probe", "why": "python3.13: fallback"} in records
+        assert {
+            "type": "note",
+            "what": "interpreter",
+            "where": "probe",
+            "why": "python3.13: fallback",
+        } in records
     finally:
         local.close()
 
 
-def test_a_runtime_that_is_not_python_is_refused_with_one_line(functions: LocalFunctions, tmp_path: Path) -> None:
+def test_a_runtime_that_is_not_python_is_refused_with_one_line(
+    functions: LocalFunctions, tmp_path: Path
+) -> None:
     with pytest.raises(UserError, match="Runtime nodejs22.x cannot run locally"):
         _put(functions, tmp_path, runtime="nodejs22.x")
 
 
 def test_a_layer_that_cannot_be_rebuilt_is_refused_with_one_line() -> None:
-    with pytest.raises(UserError, match="layer arn:aws:lambda:us-east-1:1:layer:mine:3 cannot be loaded locally"):
+    with pytest.raises(
+        UserError, match="layer arn:aws:lambda:us-east-1:1:layer:mine:3 cannot be loaded locally"
+    ):
         layer_requirements("arn:aws:lambda:us-east-1:1:layer:mine:3")
     assert layer_requirements(POWERTOOLS)[0] == "aws-lambda-powertools==3.37.0"
 
@@ -180,10 +192,45 @@ def test_calls_beyond_a_functions_reserved_concurrency_are_throttled(tmp_path: P
         )
         first = local.publish_version("slow")
         second = local.publish_version("slow")  # another version of the same function shares the limit
-        busy = threading.Thread(target=local.invoke, args=("slow", {"seconds": 1}), kwargs={"qualifier": first})
+        busy = threading.Thread(
+            target=local.invoke, args=("slow", {"seconds": 1}), kwargs={"qualifier": first}
+        )
         busy.start()
         wait_for(lambda: local._busy.get("slow") == 1, what="the first call to start")
         assert local.invoke("slow", {"seconds": 0}, qualifier=second).throttled
         busy.join()
     finally:
         local.close()
+
+
+def test_the_worker_orders_its_path_as_lambda_code_then_layers_then_stdlib_then_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here = str(Path(worker.__file__).parent)
+    monkeypatch.setattr(sys, "path", [here, "/stdlib.zip", "/stdlib"])
+    worker.set_sys_path("/var/task", ["/opt/python"], ["/var/runtime"])
+    assert sys.path == ["/var/task", "/opt/python", "/stdlib.zip", "/stdlib", "/var/runtime"]
+
+
+def test_the_worker_answers_requests_with_its_handlers_results_and_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "probe_inproc.py").write_text(
+        PROBE + "\ndef boom(event, context):\n    raise KeyError('x')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "probe")
+    for name in ("FUNCTION_VERSION", "FUNCTION_MEMORY_SIZE", "LOG_GROUP_NAME", "LOG_STREAM_NAME"):
+        monkeypatch.setenv(f"AWS_LAMBDA_{name}", "x")
+    request = {"event": {"megabytes": 1}, "request_id": "r", "invoked_function_arn": "a", "deadline_ms": 0}
+    answers = []
+    for handler in ("probe_inproc.allocate", "probe_inproc.boom", "probe_inproc.absent", "absent_module.fn"):
+        outbound = io.BytesIO()
+        worker.serve(handler, io.BytesIO(json.dumps(request).encode() + b"\n"), outbound)
+        answers.append([json.loads(line) for line in outbound.getvalue().splitlines()])
+    assert answers[0][1] == {"ok": True, "result": 1024 * 1024}
+    assert [answer[1]["error"]["errorType"] for answer in answers[1:]] == [
+        "KeyError",
+        "Runtime.HandlerNotFound",
+        "Runtime.ImportModuleError",
+    ]
