@@ -33,7 +33,7 @@ from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, 
 
 LogSink = Callable[[dict[str, Any]], None]
 # Settings the runtime imposes on every function, and why:
-# Differences from Lambda every environment has (docs/decisions/0024-functions-run-as-lambda-runs-them.md).
+# Differences from Lambda every environment has (docs/decisions/0028-functions-run-as-lambda-runs-them.md).
 RUNTIME_NOT_EMULATED = (
     (
         "IAM",

@@ -2,7 +2,7 @@
 
 Lambda runs a Python function with the runtime's interpreter, its deployment package in
 `/var/task`, each layer's `python/` folder under `/opt`, and the SDK the runtime includes
-(docs/decisions/0024-functions-run-as-lambda-runs-them.md). Here: the interpreter the `Runtime`
+(docs/decisions/0028-functions-run-as-lambda-runs-them.md). Here: the interpreter the `Runtime`
 names when the machine has it (pyenv, then PATH), else this one with a note; the runtime's
 libraries and each layer installed once per machine from PyPI into a folder of the machine cache,
 keyed by what they hold. The worker starts isolated (`python -I -S`): nothing of the project's
