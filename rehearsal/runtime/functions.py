@@ -112,9 +112,9 @@ class LocalFunctions:
         machine), so no invocation waits for an install; a runtime or layer that cannot be emulated
         fails here with one line.
         """
-        self.sandboxes.sandbox(config.runtime, config.layers)
-        for note in self.sandboxes.notes:
-            self._note(("interpreter", config.name, note))
+        sandbox = self.sandboxes.sandbox(config.runtime, config.layers)
+        if sandbox.interpreter.note:
+            self._note(("interpreter", config.name, sandbox.interpreter.note))
         with self._lock:
             self._latest[config.name] = config
             self._versions.setdefault(config.name, {})

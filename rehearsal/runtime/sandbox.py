@@ -69,7 +69,9 @@ def find_interpreter(
     root = (
         pyenv_root if pyenv_root is not None else Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     )
-    candidates = sorted(root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates = sorted(
+        root.glob(f"versions/{version}.*/bin/python{version}"), key=_patch_level, reverse=True
+    )
     found = str(candidates[0]) if candidates else shutil.which(f"python{version}", path=search_path)
     if found is not None and "/shims/" in found:  # a pyenv shim fails unless that version is selected
         found = None
@@ -82,6 +84,12 @@ def find_interpreter(
         exact=own == version,
         note=None if own == version else f"{runtime}: {_missing(version, own)}",
     )
+
+
+def _patch_level(path: Path) -> int:
+    """3 for `.../versions/3.13.3/bin/python3.13`; the newest patch release is preferred."""
+    patch = path.parent.parent.name.rpartition(".")[2]
+    return int(patch) if patch.isdigit() else -1
 
 
 def _missing(version: str, own: str) -> str:
@@ -147,18 +155,14 @@ def _pip_install(interpreter: Interpreter, requirements: tuple[str, ...], target
 class SandboxFactory:
     """Builds (and caches in memory) the sandbox of each runtime and layer list."""
 
-    def __init__(self, *, cache: Path | None = None, log: list[str] | None = None) -> None:
+    def __init__(self, *, cache: Path | None = None) -> None:
         self.cache = cache or machine_cache()
-        self.notes: list[str] = log if log is not None else []
         self._interpreters: dict[str, Interpreter] = {}
         self._built: dict[tuple[str, tuple[str, ...]], Sandbox] = {}
 
     def interpreter(self, runtime: str) -> Interpreter:
         if runtime not in self._interpreters:
-            found = find_interpreter(runtime)
-            self._interpreters[runtime] = found
-            if found.note:
-                self.notes.append(found.note)
+            self._interpreters[runtime] = find_interpreter(runtime)
         return self._interpreters[runtime]
 
     def sandbox(self, runtime: str, layers: tuple[str, ...]) -> Sandbox:

@@ -94,11 +94,12 @@ def test_a_worker_runs_under_the_interpreter_the_runtime_names_when_the_machine_
     assert (interpreter.version == "3.13") == interpreter.exact
 
 
-def test_the_interpreter_is_found_in_pyenv_before_path(tmp_path: Path) -> None:
-    fake = tmp_path / "pyenv" / "versions" / "3.13.9" / "bin" / "python3.13"
-    fake.parent.mkdir(parents=True)
-    fake.write_text("#!/bin/sh\n", encoding="utf-8")
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+def test_the_newest_patch_release_in_pyenv_is_chosen_before_path(tmp_path: Path) -> None:
+    for patch in ("9", "10"):
+        fake = tmp_path / "pyenv" / "versions" / f"3.13.{patch}" / "bin" / "python3.13"
+        fake.parent.mkdir(parents=True)
+        fake.write_text("#!/bin/sh\n", encoding="utf-8")
+        fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     found = find_interpreter("python3.13", search_path="", pyenv_root=tmp_path / "pyenv")
     assert found == Interpreter(path=fake, version="3.13", exact=True)
 
@@ -121,7 +122,6 @@ def test_the_fallback_note_is_logged_and_listed_as_not_emulated(tmp_path: Path) 
         local.sandboxes._interpreters["python3.13"] = Interpreter(
             path=Path(sys.executable), version="3.11", exact=False, note="python3.13: fallback"
         )
-        local.sandboxes.notes.append("python3.13: fallback")
         _put(local, tmp_path)
         assert local.not_emulated == [("interpreter", "probe", "python3.13: fallback")]
         assert {
