@@ -18,6 +18,7 @@ from rehearsal.base.aws import LAMBDA_PYTHON_RUNTIME_LIBRARIES, POWERTOOLS_LAYER
 from rehearsal.base.errors import UserError
 from rehearsal.runtime import sandbox as sandbox_module
 from rehearsal.runtime import worker
+from rehearsal.runtime.environment import LocalEnvironment
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.sandbox import Interpreter, find_interpreter, install_folder, layer_requirements
 from tests.rehearsal.polling import wait_for
@@ -234,3 +235,11 @@ def test_the_worker_answers_requests_with_its_handlers_results_and_errors(
         "Runtime.HandlerNotFound",
         "Runtime.ImportModuleError",
     ]
+
+
+def test_an_environment_names_what_its_functions_do_not_do_as_on_lambda(
+    fixture_env: LocalEnvironment,
+) -> None:
+    named = {what: why for what, _where, why in fixture_env.not_emulated}
+    assert "not their execution role's" in named["IAM"]
+    assert "Architectures" in named
