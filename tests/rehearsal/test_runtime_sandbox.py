@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
+import signal
 import stat
 import sys
 import threading
@@ -243,3 +245,35 @@ def test_an_environment_names_what_its_functions_do_not_do_as_on_lambda(
     named = {what: why for what, _where, why in fixture_env.not_emulated}
     assert "not their execution role's" in named["IAM"]
     assert "Architectures" in named
+
+
+def test_the_worker_entry_point_serves_from_its_code_folder_over_its_pipes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "probe_main.py").write_text(PROBE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in (
+        "FUNCTION_NAME",
+        "FUNCTION_VERSION",
+        "FUNCTION_MEMORY_SIZE",
+        "LOG_GROUP_NAME",
+        "LOG_STREAM_NAME",
+    ):
+        monkeypatch.setenv(f"AWS_LAMBDA_{name}", "x")
+    request = {"event": {"megabytes": 2}, "request_id": "r", "invoked_function_arn": "a", "deadline_ms": 0}
+    requests_read, requests_write = os.pipe()
+    responses_read, responses_write = os.pipe()
+    os.write(requests_write, json.dumps(request).encode() + b"\n")
+    os.close(requests_write)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        worker.main(
+            ["--handler=probe_main.allocate", f"--in-fd={requests_read}", f"--out-fd={responses_write}"]
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with os.fdopen(responses_read, "rb") as responses:
+        lines = [json.loads(line) for line in responses.read().splitlines()]
+    assert sys.path[0] == str(tmp_path)
+    assert lines[0]["type"] == "ready" and lines[1] == {"ok": True, "result": 2 * 1024 * 1024}
