@@ -129,7 +129,11 @@ def install_folder(
     if not (final / ".complete").exists():
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
-        _pip_install(interpreter, requirements, staging / subfolder if subfolder else staging)
+        try:
+            _pip_install(interpreter, requirements, staging / subfolder if subfolder else staging)
+        except UserError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         (staging / ".complete").write_text("\n".join(requirements) + "\n", encoding="utf-8")
         try:
             staging.rename(final)

@@ -277,3 +277,12 @@ def test_the_worker_entry_point_serves_from_its_code_folder_over_its_pipes(
         lines = [json.loads(line) for line in responses.read().splitlines()]
     assert sys.path[0] == str(tmp_path)
     assert lines[0]["type"] == "ready" and lines[1] == {"ok": True, "result": 2 * 1024 * 1024}
+
+
+def test_a_failed_install_says_what_failed_in_one_line_and_leaves_no_folder(tmp_path: Path) -> None:
+    broken = Interpreter(path=Path("/bin/false"), version="3.13", exact=True)
+    with pytest.raises(
+        UserError, match=r"installing a==1 for python3.13 failed \(no output\); check that /bin/false"
+    ):
+        install_folder("layers", ("a==1",), broken, cache=tmp_path)
+    assert not list((tmp_path / "layers").iterdir())
