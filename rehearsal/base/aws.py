@@ -31,3 +31,25 @@ LAMBDA_DEFAULT_MEMORY_MB = 128
 LAMBDA_ASYNC_ATTEMPTS = 3
 # BatchSize default 10 (Lambda, "Lambda parameters for Amazon SQS event source mappings").
 SQS_DEFAULT_BATCH_SIZE = 10
+
+# What Lambda's python runtime includes, installed into the local runtime's library folder. AWS
+# publishes no fixed list: "The version of the AWS SDK included in the Python runtime depends on the
+# runtime version and your AWS Region" (Lambda, "Building Lambda functions with Python"). These are
+# the project's own pins (requirements.txt; tests/rehearsal/test_runtime_sandbox.py keeps them equal).
+LAMBDA_PYTHON_RUNTIME_LIBRARIES = (
+    "boto3==1.43.108",
+    "botocore==1.43.127",
+    "s3transfer==0.19.3",
+    "jmespath==1.1.0",
+    "python-dateutil==2.9.0.post0",
+    "six==1.17.0",
+    "urllib3==2.8.0",
+)
+# Installed beside aws-lambda-powertools in its layer folder: its dependency and the Tracer's
+# (aws-xray-sdk, wrapt). Unverified: the exact extras AWS builds the public layer with.
+POWERTOOLS_LAYER_EXTRA_LIBRARIES = (
+    "jmespath==1.1.0",
+    "typing_extensions==4.16.0",
+    "aws-xray-sdk==2.15.0",
+    "wrapt==2.5.2",
+)

@@ -26,6 +26,8 @@ class FunctionSpec:
     version_logical_id: str | None
     alias_logical_id: str | None
     alias_name: str | None
+    layers: tuple[str, ...] = ()  # as written: a layer version ARN or an SSM dynamic reference
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
 
 
 @dataclass(frozen=True)

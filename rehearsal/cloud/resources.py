@@ -46,7 +46,7 @@ _NOT_EMULATED = {
     "AWS::IAM::Policy": "IAM is not enforced locally",
     "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::Lambda::Permission": "resource policies are not enforced locally",
-    "AWS::Lambda::LayerVersion": "layers are not loaded: the local Python environment provides the packages",
+    "AWS::Lambda::LayerVersion": "a layer the template creates is not built (public Powertools layers are)",
     "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
     "AWS::S3::BucketPolicy": "resource policies are not enforced locally",
     "AWS::SNS::TopicPolicy": "resource policies are not enforced locally",
@@ -307,9 +307,9 @@ class ResourceCreators:
             version_logical_id=version_id,
             alias_logical_id=alias_id,
             alias_name=alias_name,
+            layers=tuple(str(layer) for layer in props.get("Layers") or ()),
+            reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
         )
-        if props.get("Layers"):
-            self.stack.not_emulated.append((logical_id, "Layers", _NOT_EMULATED["AWS::Lambda::LayerVersion"]))
         return name
 
     def _version_and_alias(self, logical_id: str) -> tuple[str | None, str | None, str | None]:
@@ -387,3 +387,7 @@ class ResourceCreators:
 def _filter(item: dict[str, Any]) -> dict[str, Any]:
     rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules")
     return {"Filter": {"Key": {"FilterRules": rules}}} if rules else {}
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)

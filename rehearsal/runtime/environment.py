@@ -33,6 +33,21 @@ from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, 
 
 LogSink = Callable[[dict[str, Any]], None]
 # Settings the runtime imposes on every function, and why:
+# Differences from Lambda every environment has (docs/decisions/0028-functions-run-as-lambda-runs-them.md).
+RUNTIME_NOT_EMULATED = (
+    (
+        "IAM",
+        "every function",
+        "functions call the local cloud with its shared credentials, not their execution role's: "
+        "moto enforces IAM only on some services and actions, so a permission removed from a "
+        "function's policy does not fail here",
+    ),
+    (
+        "Architectures",
+        "every function",
+        "functions run on this machine's CPU architecture, whatever the template names",
+    ),
+)
 _RUNTIME_ENVIRON = {
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
 }
@@ -61,6 +76,11 @@ class LocalEnvironment:
     def outputs(self) -> dict[str, str]:
         """The template's outputs; ApiUrl is the local gateway's base URL."""
         return self.stack.outputs(self.gateway.base_url)
+
+    @property
+    def not_emulated(self) -> list[tuple[str, str, str]]:
+        """(what, where, why) of each fact of this environment the local runtime does not emulate."""
+        return [*self.functions.not_emulated, *RUNTIME_NOT_EMULATED]
 
     def credentials(self) -> Credentials:
         return self.gateway.credentials
@@ -150,6 +170,8 @@ def publish_functions(
                 timeout=spec.timeout,
                 memory_mb=spec.memory_mb,
                 runtime=spec.runtime,
+                layers=spec.layers,
+                reserved_concurrency=spec.reserved_concurrency,
             )
             functions.put_function(config)
             version = functions.publish_version(spec.name)

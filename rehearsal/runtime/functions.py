@@ -2,9 +2,13 @@
 
 Each published version has its own pool of worker processes (`worker.py`); a worker serves one
 invocation at a time, like an execution environment, so concurrent calls start more workers up
-to `max_concurrency` (beyond that the call is throttled). A call that outlives the function's
-timeout kills its worker and fails as `Sandbox.Timedout`. Every call records Lambda's metrics
-(Invocations, Errors, Throttles, Duration) with its dimensions into the environment's store.
+to `max_concurrency` and the function's reserved concurrency (beyond that the call is throttled).
+Workers run under the interpreter the function's Runtime names, isolated from the rehearsal's own
+virtualenv, with its layers and the runtime's libraries (`rehearsal.runtime.sandbox`); each caps
+its address space at MemorySize plus a stated headroom (`worker.MEMORY_HEADROOM_MB`).
+A call that outlives the function's timeout kills its worker and fails as `Sandbox.Timedout`.
+Every call records Lambda's metrics (Invocations, Errors, Throttles, Duration) with its
+dimensions into the environment's store.
 The worker process itself and `InvocationResult` live in `rehearsal.runtime.invocation`.
 """
 
@@ -28,6 +32,7 @@ from typing import Any
 from rehearsal.alarms.metrics import MetricStore
 from rehearsal.base.aws import LAMBDA_DEFAULT_MEMORY_MB, LAMBDA_DEFAULT_TIMEOUT_SECONDS
 from rehearsal.runtime.invocation import InvocationResult, LogSink, Worker, record_embedded_metrics
+from rehearsal.runtime.sandbox import SandboxFactory
 
 LATEST = "$LATEST"
 _PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
@@ -48,6 +53,8 @@ class FunctionConfig:
     timeout: float = LAMBDA_DEFAULT_TIMEOUT_SECONDS
     memory_mb: int = LAMBDA_DEFAULT_MEMORY_MB
     runtime: str = "python3.13"
+    layers: tuple[str, ...] = ()
+    reserved_concurrency: int | None = None  # None: the function shares the pool's limit
 
 
 @dataclass
@@ -71,6 +78,7 @@ class LocalFunctions:
         log_sink: LogSink | None = None,
         max_concurrency: int = 10,
         work_dir: Path | None = None,
+        sandboxes: SandboxFactory | None = None,
     ) -> None:
         self.metrics = metrics
         self.region = region
@@ -86,6 +94,10 @@ class LocalFunctions:
         self._aliases: dict[str, dict[str, dict[str, float]]] = {}
         self._random = random.Random()  # nosec B311 # traffic weighting, not security
         self._workers: set[Worker] = set()
+        self._busy: dict[str, int] = {}  # per function, across its versions (reserved concurrency)
+        self.sandboxes = sandboxes or SandboxFactory()
+        # What this runtime does not do as Lambda does, as (what, where, why), for the run's record.
+        self.not_emulated: list[tuple[str, str, str]] = []
 
     # ------------------------------------------------------------ control plane
 
@@ -94,11 +106,24 @@ class LocalFunctions:
         return f"{arn}:{qualifier}" if qualifier else arn
 
     def put_function(self, config: FunctionConfig) -> None:
-        """Create the function or update its `$LATEST` configuration and code."""
+        """Create the function or update its `$LATEST` configuration and code.
+
+        Its interpreter, layers and runtime libraries are made ready here (installed once per
+        machine), so no invocation waits for an install; a runtime or layer that cannot be emulated
+        fails here with one line.
+        """
+        sandbox = self.sandboxes.sandbox(config.runtime, config.layers)
+        if sandbox.interpreter.note:
+            self._note(("interpreter", config.name, sandbox.interpreter.note))
         with self._lock:
             self._latest[config.name] = config
             self._versions.setdefault(config.name, {})
             self._aliases.setdefault(config.name, {})
+
+    def _note(self, fact: tuple[str, str, str]) -> None:
+        if fact not in self.not_emulated:
+            self.not_emulated.append(fact)
+            self.log_sink({"type": "note", "what": fact[0], "where": fact[1], "why": fact[2]})
 
     def function_names(self) -> list[str]:
         return sorted(self._latest)
@@ -215,18 +240,22 @@ class LocalFunctions:
         return result
 
     def _acquire(self, version: _Version) -> tuple[Worker | None, bool]:
+        name, reserved = version.config.name, version.config.reserved_concurrency
         with self._lock:
-            if version.idle:
-                version.busy += 1
-                return version.idle.pop(), False
-            if version.busy >= self.max_concurrency:
+            if reserved is not None and self._busy.get(name, 0) >= reserved:
+                return None, False  # Lambda throttles past a function's reserved concurrency
+            if not version.idle and version.busy >= self.max_concurrency:
                 return None, False
             version.busy += 1
+            self._busy[name] = self._busy.get(name, 0) + 1
+            if version.idle:
+                return version.idle.pop(), False
         return self._spawn(version), True
 
     def _release(self, version: _Version, worker: Worker | None) -> None:
         with self._lock:
             version.busy -= 1
+            self._busy[version.config.name] -= 1
             if worker is not None:
                 version.idle.append(worker)
 
@@ -246,6 +275,9 @@ class LocalFunctions:
                 "AWS_LAMBDA_LOG_STREAM_NAME": f"rehearsal/[{version.number}]{uuid.uuid4().hex}",
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+                "LAMBDA_RUNTIME_DIR": str(
+                    self.sandboxes.sandbox(config.runtime, config.layers).runtime_libraries[0]
+                ),
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
                 "LAMBDA_TASK_ROOT": str(config.code_dir),
@@ -261,6 +293,8 @@ class LocalFunctions:
             version=version.number,
             environ=environ,
             sink=self._on_log,
+            sandbox=self.sandboxes.sandbox(config.runtime, config.layers),
+            memory_mb=config.memory_mb,
         )
         with self._lock:
             self._workers.add(worker)

@@ -11,8 +11,7 @@ import json
 import os
 import select
 import signal
-import subprocess  # nosec B404 # runs worker.py with the current interpreter, never a shell
-import sys
+import subprocess  # nosec B404 # runs worker.py with a Python interpreter, never a shell
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal.alarms.metrics import MetricStore
+from rehearsal.runtime.sandbox import Sandbox
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 
@@ -50,18 +50,32 @@ class Worker:
     """One worker process and its private request/response pipe."""
 
     def __init__(
-        self, *, name: str, handler: str, code_dir: Path, version: str, environ: dict[str, str], sink: LogSink
+        self,
+        *,
+        name: str,
+        handler: str,
+        code_dir: Path,
+        version: str,
+        environ: dict[str, str],
+        sink: LogSink,
+        sandbox: Sandbox,
+        memory_mb: int,
     ) -> None:
         self.name = name
         requests_read, self._requests = os.pipe()
         self._responses, responses_write = os.pipe()
-        self.process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter and our worker script
+        self.process = subprocess.Popen(  # nosec B603 # fixed argv: an interpreter and our worker script
             [
-                sys.executable,
+                str(sandbox.interpreter.path),
+                "-I",  # isolated: no PYTHON* variables, no user site, no script folder on the path
+                "-S",  # and no site-packages of the interpreter: the path is code + layers + runtime
                 str(WORKER_SCRIPT),
                 f"--handler={handler}",
                 f"--in-fd={requests_read}",
                 f"--out-fd={responses_write}",
+                f"--memory-mb={memory_mb}",
+                *(f"--path={path}" for path in sandbox.layers),
+                *(f"--runtime-path={path}" for path in sandbox.runtime_libraries),
             ],
             cwd=code_dir,
             env=environ,

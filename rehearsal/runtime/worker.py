@@ -1,11 +1,14 @@
 """One Lambda execution environment: a process that loads a handler by its string and serves invocations.
 
-Started by `rehearsal.runtime.invocation` as `python worker.py --handler pkg.module.fn --in-fd N
---out-fd M` with the code folder as its working directory. Like Lambda's Python runtime it puts
-the code folder first on `sys.path` (the interpreter's site-packages stand in for the managed
-Powertools layer), imports the handler module once (the cold start), reports `ready`, then
-answers one JSON request line at a time on a private pipe; stdout and stderr stay the function's
-own log stream. It imports nothing from the rehearsal, so the function sees only its own code.
+Started by `rehearsal.runtime.invocation` as `python -I -S worker.py --handler pkg.module.fn
+--in-fd N --out-fd M --path LAYER ... --runtime-path LIBS --memory-mb MB` with the code folder as its
+working directory, under the interpreter the function's Runtime names. Isolated (`-I -S`), its
+`sys.path` is the standard library only; like Lambda's Python runtime it then puts the code folder
+first, the layers' folders next and the runtime's own libraries (boto3) last, caps its address
+space for the function's memory, imports the handler module once (the cold start), reports
+`ready`, then answers one JSON request line at a time on a private pipe; stdout and stderr stay
+the function's own log stream. It needs only the standard library and imports nothing from the
+rehearsal or the project's virtualenv, so the function sees what it would see on Lambda.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import importlib
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -114,14 +118,41 @@ def _invoke(handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any
         return {"ok": False, "error": error_payload(error, "Runtime.MarshalError")}
 
 
+# The address-space cap is the function's MemorySize plus this much: an interpreter maps far more
+# than it touches (shared libraries, thread stacks, allocator arenas), so a cap at MemorySize
+# itself would fail functions that fit on Lambda. 256 MB of headroom lets boto3 + Powertools load
+# in a 128 MB function while an allocation of a few times MemorySize still fails (MemoryError).
+MEMORY_HEADROOM_MB = 256
+
+
+def set_sys_path(code_dir: str, layers: list[str], runtime: list[str]) -> None:
+    """Code, then layers, then the standard library, then the runtime's libraries, as Lambda orders them."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    stdlib = [path for path in sys.path if path and os.path.abspath(path) != here]
+    sys.path[:] = [code_dir, *layers, *stdlib, *runtime]
+
+
+def limit_memory(memory_mb: int) -> None:
+    """Cap the address space at MemorySize + headroom, where the OS allows it."""
+    limit = (memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or limit <= hard:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--handler", required=True)
     parser.add_argument("--in-fd", type=int, required=True)
     parser.add_argument("--out-fd", type=int, required=True)
+    parser.add_argument("--path", action="append", default=[], help="a layer folder, in order")
+    parser.add_argument("--runtime-path", action="append", default=[], help="the runtime's libraries")
+    parser.add_argument("--memory-mb", type=int, default=0)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us in order
-    sys.path[0] = os.getcwd()  # the code folder, in place of this file's own folder
+    set_sys_path(os.getcwd(), args.path, args.runtime_path)
+    if args.memory_mb:
+        limit_memory(args.memory_mb)
     with os.fdopen(args.in_fd, "rb") as inbound, os.fdopen(args.out_fd, "wb") as outbound:
         serve(args.handler, inbound, outbound)
 

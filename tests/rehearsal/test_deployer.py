@@ -218,6 +218,24 @@ def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
     assert _routing(local) == {"1": 1.0}
 
 
+def test_a_version_importing_a_module_its_package_lacks_fails_its_hook_and_never_gets_traffic(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    # hypothesis is in the project's virtualenv (a test-only library), not in the package, the
+    # Powertools layer or the runtime: on Lambda the new version cannot load.
+    missing = (
+        "orders/handlers/status.py",
+        "from typing import Any\n",
+        "from typing import Any\n\nimport hypothesis\n",
+    )
+    hooked = local.deploy(_request(packager.package(missing), "c-missing", "Canary10Percent5Minutes"))
+    assert not hooked.succeeded
+    assert "BeforeAllowTraffic hook" in hooked.message and hooked.alarm is None
+    assert _routing(local, "orders-staging-GetOrderFunction") == {"1": 1.0}
+    assert _routing(local) == {"1": 1.0}
+
+
 def test_a_bake_alarm_after_a_shift_fails_the_rule_and_a_rollback_serves_the_first_release_again(
     deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
 ) -> None:
