@@ -143,13 +143,17 @@ class LocalDeployer:
         return self._with_not_emulated(request.environment, outcome)
 
     def _with_not_emulated(self, environment: str, outcome: Outcome) -> Outcome:
-        """The run's not_emulated record gets every resource the environment provisions as a name only."""
+        """The run's not_emulated record: resources provisioned as names only, and what the runtime lacks."""
         running = self.running.get(environment)
         if running is None:
             return outcome
+        local = running.local
         facts = tuple(
-            NotEmulated(what=kind, where=logical_id, why=reason)
-            for logical_id, kind, reason in running.local.stack.not_emulated
+            NotEmulated(what=what, where=f"{environment} {where}", why=why)
+            for what, where, why in [
+                *((kind, logical_id, reason) for logical_id, kind, reason in local.stack.not_emulated),
+                *local.not_emulated,
+            ]
         )
         return dataclasses.replace(outcome, not_emulated=facts)
 

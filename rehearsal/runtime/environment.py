@@ -38,9 +38,9 @@ RUNTIME_NOT_EMULATED = (
     (
         "IAM",
         "every function",
-        "functions call the local cloud with its shared credentials, not their execution role's: "
-        "moto enforces IAM only on some services and actions, so a permission removed from a "
-        "function's policy does not fail here",
+        "functions call the local cloud with its shared credentials, not their execution role's, and "
+        "the local cloud runs without IAM enforcement (moto's is server-wide; ADR 0028): a permission "
+        "removed from a function's policy does not fail here",
     ),
     (
         "Architectures",
