@@ -190,16 +190,19 @@ def test_a_first_deploy_creates_the_stack_with_the_aliases_on_the_first_versions
     assert _routing(local) == {"1": 1.0}
 
 
-def test_a_deploy_reports_each_resource_it_provisions_only_as_a_name_as_not_emulated(
+def test_a_deploy_reports_what_it_provisions_only_as_a_name_and_what_the_runtime_lacks_as_not_emulated(
     deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
 ) -> None:
     local, _ = deployer
-    stack = local.running["staging"].local.stack
+    environment = local.running["staging"].local
 
     facts = {(f.where, f.what, f.why) for f in first_deploy.not_emulated}
 
-    assert facts == set(stack.not_emulated)
-    assert facts
+    provisioned = {(f"staging {where}", kind, why) for where, kind, why in environment.stack.not_emulated}
+    runtime = {(f"staging {where}", what, why) for what, where, why in environment.not_emulated}
+    assert provisioned
+    assert facts == provisioned | runtime
+    assert any(what == "IAM" for _, what, _ in facts)
 
 
 def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
