@@ -52,6 +52,7 @@ def _clear_caches() -> None:
         clients.lambda_,
         clients.codedeploy,
         deps.order_repository,
+        deps.idempotency_store,
         deps.order_queue,
         deps.attachment_storage,
         deps.function_invoker,

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from orders.settings import get_settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from orders.logic.ports import (
         AttachmentStorage,
         FunctionInvoker,
@@ -49,6 +51,14 @@ def attachment_storage() -> AttachmentStorage:
     from orders.dal.storage import S3AttachmentStorage  # noqa: PLC0415 - see module docstring
 
     return S3AttachmentStorage(bucket=get_settings().require("attachments_bucket_name"))
+
+
+@functools.cache
+def idempotency_store() -> DynamoDBPersistenceLayer:
+    """Powertools idempotency on IDEMPOTENCY_TABLE_NAME, for the worker's per-message idempotency."""
+    from orders.dal.idempotency import persistence_layer  # noqa: PLC0415 - see module docstring
+
+    return persistence_layer(table_name=get_settings().require("idempotency_table_name"))
 
 
 @functools.cache
