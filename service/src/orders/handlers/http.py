@@ -2,13 +2,19 @@
 
 Only client mistakes are mapped (4xx with `{"message", "errors"}`). Anything else is left
 to raise: Lambda counts it as an error, which is what the canary alarms watch.
+
+API Gateway validates a body against its model only when the request's content type has a
+model (application/json here); a body of any other type reaches the function unvalidated, so
+`request_body` answers 415 for it, and 400 for a base64 body that does not decode.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
@@ -18,15 +24,38 @@ from orders.models.errors import (
     OrderNotFoundError,
     OrdersError,
     PayloadTooLargeError,
+    UnsupportedMediaTypeError,
 )
 from orders.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 STATUS_CODES: dict[type[OrdersError], int] = {
     InvalidRequestError: 400,
     OrderNotFoundError: 404,
     IdempotencyConflictError: 409,
     PayloadTooLargeError: 413,
+    UnsupportedMediaTypeError: 415,
 }
+# The one content type with a model in the template; a missing Content-Type is read as JSON too.
+JSON_CONTENT_TYPE = "application/json"
+
+
+def request_body(event: APIGatewayProxyEvent) -> str:
+    """The body as text, when it is JSON by its Content-Type; 415 or 400 otherwise."""
+    content_type = (event.headers.get("Content-Type") or JSON_CONTENT_TYPE).split(";")[0].strip().lower()
+    if content_type != JSON_CONTENT_TYPE:
+        raise UnsupportedMediaTypeError(
+            "Request body must be JSON", errors=[f"header.Content-Type: must be {JSON_CONTENT_TYPE}"]
+        )
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidRequestError("Request body is not valid JSON", errors=["body: not UTF-8"]) from None
 
 
 def _json_default(value: object) -> object:

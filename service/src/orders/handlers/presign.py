@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.handlers import deps
-from orders.handlers.http import build_resolver, json_response
+from orders.handlers.http import build_resolver, json_response, request_body
 from orders.logic.attachments import presign_attachment
 from orders.models.validation import check_order_id, parse_attachment_request
 from orders.observability import logger, traced
@@ -20,7 +20,7 @@ app = build_resolver()
 def presign(orderId: str) -> Any:  # noqa: N803 - the path parameter's name in the contract
     """201 with `url`, `fields`, `key` and `expiresIn`; 404 for an unknown order."""
     order_id = check_order_id(orderId)
-    request = parse_attachment_request(app.current_event.decoded_body)
+    request = parse_attachment_request(request_body(app.current_event))
     body = presign_attachment(
         order_id=order_id,
         request=request,

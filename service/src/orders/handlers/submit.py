@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.handlers import deps
-from orders.handlers.http import build_resolver, json_response
+from orders.handlers.http import build_resolver, json_response, request_body
 from orders.logic.submit import submit_order
 from orders.models.order import OrderStatus
 from orders.models.validation import check_idempotency_key, parse_order_request
@@ -21,7 +21,7 @@ app = build_resolver()
 @app.post("/orders")
 def submit() -> Any:
     """202 with the order id; a replayed Idempotency-Key gets the first answer again."""
-    request = parse_order_request(app.current_event.decoded_body)
+    request = parse_order_request(request_body(app.current_event))
     key = check_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
     result = submit_order(
         request=request,

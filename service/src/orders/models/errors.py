@@ -20,6 +20,10 @@ class PayloadTooLargeError(OrdersError):
     """The request body is over the size limit (HTTP 413)."""
 
 
+class UnsupportedMediaTypeError(OrdersError):
+    """The request body is not in a content type the API takes (HTTP 415)."""
+
+
 class OrderNotFoundError(OrdersError):
     """No order has this id (HTTP 404)."""
 
