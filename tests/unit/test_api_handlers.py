@@ -89,6 +89,7 @@ def test_a_retry_after_a_failed_send_finishes_the_send(repository: FakeRepositor
     arguments: dict[str, Any] = {
         "request": request,
         "idempotency_key": "key-1",
+        "caller": "arn:aws:iam::123456789012:user/alice",
         "repository": repository,
         "queue": queue,
         "new_order_id": lambda: UNKNOWN_ORDER_ID,

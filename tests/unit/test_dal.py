@@ -169,3 +169,26 @@ def test_the_reporter_tells_codedeploy_the_hook_status(succeeded: bool, status: 
 def test_every_client_is_created_once_per_process(aws: None) -> None:
     for factory in (clients.dynamodb, clients.sqs, clients.s3, clients.lambda_, clients.codedeploy):
         assert factory() is factory()
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1", "af-south-1"])
+def test_a_presigned_post_targets_the_buckets_regional_endpoint(
+    monkeypatch: pytest.MonkeyPatch, region: str
+) -> None:
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    post = S3AttachmentStorage(bucket="attachments").presign_upload(
+        key="orders/x", content_type="application/pdf", max_bytes=10, expires_in=60
+    )
+    assert post["url"] == f"https://attachments.s3.{region}.amazonaws.com/"
+
+
+def test_an_endpoint_set_in_the_environment_wins_over_the_regional_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert clients.regional_s3_endpoint("eu-west-1") is None
+    post = S3AttachmentStorage(bucket="attachments").presign_upload(
+        key="orders/x", content_type="application/pdf", max_bytes=10, expires_in=60
+    )
+    assert post["url"].startswith("http://127.0.0.1:4566/")

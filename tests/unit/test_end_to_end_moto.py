@@ -99,6 +99,7 @@ def test_a_claim_without_its_order_is_a_retryable_conflict(monkeypatch: pytest.M
     arguments: dict[str, Any] = {
         "request": parse_order_request(json.dumps(order_body())),
         "idempotency_key": "k",
+        "caller": "arn:aws:iam::123456789012:user/alice",
         "repository": repository,
         "queue": queue,
         "new_order_id": lambda: "id-1",

@@ -7,7 +7,9 @@ or record an attachment twice. Reads are strongly consistent: a client polling r
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -61,6 +63,19 @@ def _order_from_item(values: dict[str, Any]) -> Order:
     )
 
 
+def _first_cancellation_reason(response: Any) -> str | None:
+    """The code for the transaction's first item (the claim): `CancellationReasons`, else the message.
+
+    DynamoDB's message lists the codes in order ("... reasons [ConditionalCheckFailed, None]"); AWS
+    documents `CancellationReasons` as set for Java only, so the message is the fallback.
+    """
+    reasons = response.get("CancellationReasons") or []
+    if reasons:
+        return str(reasons[0].get("Code"))
+    listed = re.search(r"\[([^\]]*)\]", str(response.get("Error", {}).get("Message", "")))
+    return listed.group(1).split(",")[0].strip() if listed else None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -112,7 +127,10 @@ class DynamoOrderRepository:
                         "Put": {
                             "TableName": self._idempotency_table,
                             "Item": claim,
-                            "ConditionExpression": "attribute_not_exists(id)",
+                            # TTL deletes an expired claim only eventually (within days): until then
+                            # the item is still there, so an expired one counts as free here.
+                            "ConditionExpression": "attribute_not_exists(id) OR expiration < :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}},
                         }
                     },
                     {
@@ -124,8 +142,12 @@ class DynamoOrderRepository:
                     },
                 ]
             )
-        except self.client.exceptions.TransactionCanceledException:
-            raise SubmissionExistsError(submission.key) from None
+        except self.client.exceptions.TransactionCanceledException as error:
+            # Only the claim's own condition means "already claimed"; throttling, a conflict with a
+            # concurrent transaction or a failed order condition are errors, not a replay.
+            if _first_cancellation_reason(error.response) == "ConditionalCheckFailed":
+                raise SubmissionExistsError(submission.key) from None
+            raise
 
     def find_submission(self, *, key: str) -> Submission | None:
         """The live claim on `key`; claims past their TTL count as gone even before DynamoDB deletes them."""
@@ -147,13 +169,15 @@ class DynamoOrderRepository:
         return _order_from_item(_from_item(response["Item"])) if "Item" in response else None
 
     def mark_enqueued(self, *, order_id: str) -> None:
-        """Flag the order's message as sent."""
-        self.client.update_item(
-            TableName=self._orders_table,
-            Key={"orderId": {"S": order_id}},
-            UpdateExpression="SET enqueued = :true",
-            ExpressionAttributeValues={":true": {"BOOL": True}},
-        )
+        """Flag the order's message as sent; never creates an item (update_item would, unconditioned)."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self._orders_table,
+                Key={"orderId": {"S": order_id}},
+                UpdateExpression="SET enqueued = :true",
+                ConditionExpression="attribute_exists(orderId)",
+                ExpressionAttributeValues={":true": {"BOOL": True}},
+            )
 
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         """PENDING -> status, conditionally; a final order stays as it is."""

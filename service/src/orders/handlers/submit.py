@@ -18,6 +18,12 @@ from orders.observability import logger, metrics, traced
 app = build_resolver()
 
 
+def caller_identity(event: dict[str, Any]) -> str:
+    """The IAM principal API Gateway authenticated (`requestContext.identity.userArn`), or ""."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    return str(identity.get("userArn") or identity.get("caller") or "")
+
+
 @app.post("/orders")
 def submit() -> Any:
     """202 with the order id; a replayed Idempotency-Key gets the first answer again."""
@@ -26,6 +32,7 @@ def submit() -> Any:
     result = submit_order(
         request=request,
         idempotency_key=key,
+        caller=caller_identity(app.current_event.raw_event),
         repository=deps.order_repository(),
         queue=deps.order_queue(),
         new_order_id=deps.new_id,

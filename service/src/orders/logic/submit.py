@@ -7,7 +7,8 @@ if its order exists. The idempotency table is used rather than the orders table 
 claims expire with its TTL (`expiration`, 24 h) and never show up as orders.
 A retry with the same key and body returns the first order; if the first attempt died
 between the write and the SQS send (`enqueued` still false), the retry finishes the send.
-A different body under the same key is a 409.
+A different body under the same key is a 409 that names no order. Keys are per caller
+(`claim_key`), and a claim past its expiry is free even before TTL deletes it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from orders.logic.ports import OrderQueue, OrderRepository, Submission, SubmissionExistsError
 from orders.models.errors import IdempotencyConflictError
@@ -32,15 +34,32 @@ class SubmitResult:
 
 
 def body_hash(request: OrderRequest) -> str:
-    """A hash of the request that ignores key order and whitespace in the client's JSON."""
-    canonical = json.dumps(request.to_dict(), sort_keys=True, default=str, separators=(",", ":"))
+    """A hash of the request that ignores key order, whitespace and trailing zeros (9.99 = 9.990)."""
+    canonical = json.dumps(
+        request.to_dict(), sort_keys=True, default=_canonical_number, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_number(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value.normalize())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def claim_key(*, caller: str, key: str) -> str:
+    """An Idempotency-Key is the caller's own: two callers' equal keys are two claims.
+
+    The caller (the IAM principal API Gateway authenticated) is hashed to keep the item key short.
+    """
+    return f"{hashlib.sha256(caller.encode()).hexdigest()[:32]}#{key}"
 
 
 def submit_order(
     *,
     request: OrderRequest,
     idempotency_key: str | None,
+    caller: str,
     repository: OrderRepository,
     queue: OrderQueue,
     new_order_id: Callable[[], str],
@@ -51,7 +70,8 @@ def submit_order(
     order = Order(order_id=new_order_id(), request=request, status=OrderStatus.PENDING, created_at=now())
     submission = None
     if idempotency_key is not None:
-        submission = Submission(key=idempotency_key, order_id=order.order_id, body_hash=digest)
+        key = claim_key(caller=caller, key=idempotency_key)
+        submission = Submission(key=key, order_id=order.order_id, body_hash=digest)
     try:
         repository.create_order(order=order, submission=submission)
     except SubmissionExistsError as claimed:
@@ -70,7 +90,7 @@ def _replay(*, key: str, digest: str, repository: OrderRepository, queue: OrderQ
     if submission.body_hash != digest:
         raise IdempotencyConflictError(
             "Idempotency-Key was already used with a different request body: use a new key",
-            errors=[f"header.Idempotency-Key: already used for order {submission.order_id}"],
+            errors=["header.Idempotency-Key: already used for another request body"],
         )
     if not order.enqueued:
         _enqueue(order=order, repository=repository, queue=queue)
