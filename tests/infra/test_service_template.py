@@ -296,7 +296,15 @@ def test_record_failure_metric_is_written_where_the_alarm_reads_it(resources: di
     assert alarm["MetricName"] == observability.RECORD_FAILURES
 
 
-@pytest.mark.parametrize("alarm", ["Api5xxAlarm", "ApiLatencyAlarm", "OrdersDeadLetterQueueDepthAlarm"])
+@pytest.mark.parametrize(
+    "alarm",
+    [
+        "Api5xxAlarm",
+        "ApiLatencyAlarm",
+        "OrdersDeadLetterQueueDepthAlarm",
+        "AttachmentsDeadLetterQueueDepthAlarm",
+    ],
+)
 def test_stage_wide_alarms_page_operations(resources: dict[str, Any], alarm: str) -> None:
     assert resources[alarm]["Properties"]["AlarmActions"] == [{"Ref": "OperationsTopic"}]
     assert resources["OperationsTopic"]["Type"] == "AWS::SNS::Topic"
@@ -341,10 +349,12 @@ def test_pre_traffic_hook_may_report_its_result_to_codedeploy(resources: dict[st
 
 
 def test_worker_reports_partial_batch_failures(resources: dict[str, Any]) -> None:
-    (mapping,) = _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
+    (props,) = [
+        res["Properties"]
+        for res in _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if res["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["OrdersQueue", "Arn"]}
+    ]
     assert props["FunctionName"] == {"Ref": "ProcessOrdersFunctionAliaslive"}
-    assert props["EventSourceArn"] == {"Fn::GetAtt": ["OrdersQueue", "Arn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] > 1 and "MaximumBatchingWindowInSeconds" in props
 
@@ -372,8 +382,8 @@ def test_a_message_in_the_dead_letter_queue_raises_an_alarm(resources: dict[str,
         for alarm in _of_type(resources, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["Namespace"] == "AWS/SQS"
     ]
-    assert len(alarms) == 1
-    alarm = alarms[0]
+    assert len(alarms) == 2
+    alarm = next(alarm for alarm in alarms if "OrdersDeadLetterQueue" in json.dumps(alarm["Dimensions"]))
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["Dimensions"] == [
         {"Name": "QueueName", "Value": {"Fn::GetAtt": ["OrdersDeadLetterQueue", "QueueName"]}}
@@ -437,13 +447,39 @@ def test_resource_refuses_requests_without_tls(resources: dict[str, Any], policy
     assert {"Fn::GetAtt": [resource, "Arn"]} in _as_list(denials[0]["Resource"])
 
 
-def test_attachment_uploads_under_orders_trigger_the_record_function(resources: dict[str, Any]) -> None:
+def test_attachment_uploads_under_orders_reach_the_record_function_through_a_queue(
+    resources: dict[str, Any],
+) -> None:
+    """S3 -> SQS -> function: a failed notification is retried and kept, never discarded."""
     (notification,) = resources["AttachmentsBucket"]["Properties"]["NotificationConfiguration"][
-        "LambdaConfigurations"
+        "QueueConfigurations"
     ]
-    assert notification["Function"] == {"Ref": "RecordAttachmentFunctionAliaslive"}
+    assert notification["Queue"] == {"Fn::GetAtt": ["AttachmentsQueue", "Arn"]}
     assert notification["Event"].startswith("s3:ObjectCreated:")
     assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "orders/"}]
+    (mapping,) = [
+        res["Properties"]
+        for res in _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if res["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["AttachmentsQueue", "Arn"]}
+    ]
+    assert mapping["FunctionName"] == {"Ref": "RecordAttachmentFunctionAliaslive"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    redrive = resources["AttachmentsQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["AttachmentsDeadLetterQueue", "Arn"]}
+    timeout = resources["RecordAttachmentFunction"]["Properties"]["Timeout"]
+    assert resources["AttachmentsQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_only_the_attachments_bucket_may_send_to_the_attachments_queue(resources: dict[str, Any]) -> None:
+    assert resources["AttachmentsBucket"]["DependsOn"] == "AttachmentsQueuePolicy"
+    (allow,) = [
+        statement
+        for name, statement in _statements(resources)
+        if name == "AttachmentsQueuePolicy" and statement["Effect"] == "Allow"
+    ]
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert set(allow["Condition"]) == {"ArnEquals", "StringEquals"}
 
 
 # ---------------------------------------------------------------- API

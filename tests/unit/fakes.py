@@ -43,13 +43,15 @@ class FakeRepository:
         self.orders[order_id] = dataclasses.replace(order, status=status, reason=reason)
         return WriteOutcome.WRITTEN
 
-    def add_attachment(self, *, order_id: str, attachment: Attachment) -> WriteOutcome:
+    def add_attachment(self, *, order_id: str, attachment: Attachment, limit: int) -> WriteOutcome:
         order = self.orders.get(order_id)
         if order is None:
             return WriteOutcome.ORDER_MISSING
-        if any(existing["key"] == attachment.key for existing in order.attachments):
+        if any(existing.key == attachment.key for existing in order.attachments):
             return WriteOutcome.ALREADY_DONE
-        attachments = (*order.attachments, attachment.to_dict())
+        if len(order.attachments) >= limit:
+            return WriteOutcome.LIMIT_REACHED
+        attachments = (*order.attachments, attachment)
         self.orders[order_id] = dataclasses.replace(order, attachments=attachments)
         return WriteOutcome.WRITTEN
 

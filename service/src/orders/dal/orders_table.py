@@ -50,7 +50,8 @@ def _order_from_item(values: dict[str, Any]) -> Order:
     )
     request = OrderRequest(customer_id=values["customerId"], items=items, currency=values["currency"])
     attachments = tuple(
-        {**attachment, "size": int(attachment["size"])} for attachment in values.get("attachments", [])
+        Attachment(key=entry["key"], size=int(entry["size"]), content_type=entry.get("contentType"))
+        for entry in values.get("attachments", [])
     )
     return Order(
         order_id=values["orderId"],
@@ -194,22 +195,35 @@ class DynamoOrderRepository:
             ExpressionAttributeValues=_to_item(values),
         )
 
-    def add_attachment(self, *, order_id: str, attachment: Attachment) -> WriteOutcome:
-        """Append to `attachments` unless `attachmentKeys` already holds the key."""
-        return self._conditional_update(
-            order_id=order_id,
-            UpdateExpression="SET attachments = list_append(if_not_exists(attachments, :empty), :new) "
-            "ADD attachmentKeys :keys",
-            ConditionExpression="attribute_exists(orderId) AND NOT contains(attachmentKeys, :key)",
-            ExpressionAttributeValues=_to_item(
-                {
-                    ":empty": [],
-                    ":new": [attachment.to_dict()],
-                    ":keys": {attachment.key},
-                    ":key": attachment.key,
-                }
-            ),
-        )
+    def add_attachment(self, *, order_id: str, attachment: Attachment, limit: int) -> WriteOutcome:
+        """Append to `attachments` unless `attachmentKeys` holds the key or the order is full."""
+        try:
+            self.client.update_item(
+                TableName=self._orders_table,
+                Key={"orderId": {"S": order_id}},
+                UpdateExpression="SET attachments = list_append(if_not_exists(attachments, :empty), :new) "
+                "ADD attachmentKeys :keys",
+                ConditionExpression="attribute_exists(orderId) AND NOT contains(attachmentKeys, :key) "
+                "AND (attribute_not_exists(attachments) OR size(attachments) < :limit)",
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":empty": [],
+                        ":new": [attachment.to_dict()],
+                        ":keys": {attachment.key},
+                        ":key": attachment.key,
+                        ":limit": limit,
+                    }
+                ),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            order = self.client.get_item(
+                TableName=self._orders_table, Key={"orderId": {"S": order_id}}, ConsistentRead=True
+            ).get("Item")
+            if order is None:
+                return WriteOutcome.ORDER_MISSING
+            recorded = _from_item(order).get("attachmentKeys", set())
+            return WriteOutcome.ALREADY_DONE if attachment.key in recorded else WriteOutcome.LIMIT_REACHED
+        return WriteOutcome.WRITTEN
 
     def _conditional_update(self, *, order_id: str, **update: Any) -> WriteOutcome:
         key = {"orderId": {"S": order_id}}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from orders.models.errors import (
+    AttachmentLimitError,
     IdempotencyConflictError,
     InvalidRequestError,
     OrderNotFoundError,
@@ -35,6 +36,7 @@ STATUS_CODES: dict[type[OrdersError], int] = {
     InvalidRequestError: 400,
     OrderNotFoundError: 404,
     IdempotencyConflictError: 409,
+    AttachmentLimitError: 409,
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
 }

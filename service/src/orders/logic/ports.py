@@ -32,6 +32,7 @@ class WriteOutcome(enum.StrEnum):
     WRITTEN = "written"
     ALREADY_DONE = "already-done"
     ORDER_MISSING = "order-missing"
+    LIMIT_REACHED = "limit-reached"
 
 
 class OrderRepository(Protocol):
@@ -52,8 +53,8 @@ class OrderRepository(Protocol):
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         """Move a PENDING order to a final status; only PENDING orders change."""
 
-    def add_attachment(self, *, order_id: str, attachment: Attachment) -> WriteOutcome:
-        """Append an attachment once per key."""
+    def add_attachment(self, *, order_id: str, attachment: Attachment, limit: int) -> WriteOutcome:
+        """Append an attachment once per key, while the order has fewer than `limit`."""
 
 
 class OrderQueue(Protocol):

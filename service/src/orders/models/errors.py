@@ -32,6 +32,10 @@ class IdempotencyConflictError(OrdersError):
     """An Idempotency-Key was reused with a different body (HTTP 409)."""
 
 
+class AttachmentLimitError(OrdersError):
+    """The order has as many attachments as it may hold (HTTP 409)."""
+
+
 class PoisonMessageError(OrdersError):
     """A queue message that is not an order; raising it sends the message towards the DLQ."""
 
