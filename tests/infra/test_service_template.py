@@ -30,6 +30,7 @@ RELEASED_FUNCTIONS = (
     "PresignAttachmentFunction",
     "ProcessOrdersFunction",
     "RecordAttachmentFunction",
+    "SweepUnsentOrdersFunction",
 )
 API_FUNCTIONS = ("SubmitOrderFunction", "GetOrderFunction", "PresignAttachmentFunction")
 HOOK = "PreTrafficHookFunction"
@@ -39,6 +40,7 @@ HANDLERS = {
     "PresignAttachmentFunction": "orders.handlers.presign.handler",
     "ProcessOrdersFunction": "orders.handlers.worker.handler",
     "RecordAttachmentFunction": "orders.handlers.attach.handler",
+    "SweepUnsentOrdersFunction": "orders.handlers.sweeper.handler",
     HOOK: "orders.handlers.pre_traffic.handler",
 }
 ENV_VARS_THE_CODE_READS = {

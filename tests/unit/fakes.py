@@ -31,7 +31,12 @@ class FakeRepository:
         return self.orders.get(order_id)
 
     def mark_enqueued(self, *, order_id: str) -> None:
-        self.orders[order_id] = dataclasses.replace(self.orders[order_id], enqueued=True)
+        if order_id in self.orders:
+            self.orders[order_id] = dataclasses.replace(self.orders[order_id], enqueued=True)
+
+    def unsent_orders(self, *, created_before: str, limit: int) -> list[Order]:
+        unsent = [o for o in self.orders.values() if not o.enqueued and o.created_at < created_before]
+        return sorted(unsent, key=lambda order: order.created_at)[:limit]
 
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         self.finalize_calls += 1

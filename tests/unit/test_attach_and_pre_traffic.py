@@ -116,6 +116,7 @@ def _healthy_results(arns: dict[str, str]) -> dict[str, InvocationResult | Excep
         "presign": {"statusCode": 404},
         "worker": {"batchItemFailures": []},
         "attach": {"batchItemFailures": []},
+        "sweeper": {"resent": 0, "failed": 0},
     }
     return {
         arns[name]: InvocationResult(function_error=None, payload=payload)

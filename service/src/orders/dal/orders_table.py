@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import re
 import time
 from datetime import UTC, datetime
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SUBMISSION_TTL_SECONDS = 24 * 60 * 60
+# The outbox's sparse index (docs/decisions/0025-order-outbox.md): a few shards, so that a burst of
+# new orders does not write one index partition key.
+UNSENT_INDEX = "unsent"
+UNSENT_SHARD = "unsentShard"
+UNSENT_SHARDS = 8
+
+
+def unsent_shard(order_id: str) -> str:
+    """The index shard of an unsent order, spread by a hash of its id."""
+    return f"unsent#{hashlib.sha256(order_id.encode()).digest()[0] % UNSENT_SHARDS}"
 
 
 @functools.cache
@@ -104,6 +115,8 @@ class DynamoOrderRepository:
                 **order.request.to_dict(),
                 "total": order.request.total,
                 "enqueued": order.enqueued,
+                # The outbox mark: only unsent orders carry it, so the `unsent` index is sparse.
+                UNSENT_SHARD: None if order.enqueued else unsent_shard(order.order_id),
             }
         )
         if submission is None:
@@ -175,10 +188,26 @@ class DynamoOrderRepository:
             self.client.update_item(
                 TableName=self._orders_table,
                 Key={"orderId": {"S": order_id}},
-                UpdateExpression="SET enqueued = :true",
+                UpdateExpression=f"SET enqueued = :true REMOVE {UNSENT_SHARD}",
                 ConditionExpression="attribute_exists(orderId)",
                 ExpressionAttributeValues={":true": {"BOOL": True}},
             )
+
+    def unsent_orders(self, *, created_before: str, limit: int) -> list[Order]:
+        """Query every shard of the sparse `unsent` index; the index projects whole orders."""
+        found: list[Order] = []
+        for shard in range(UNSENT_SHARDS):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self._orders_table,
+                IndexName=UNSENT_INDEX,
+                KeyConditionExpression=f"{UNSENT_SHARD} = :shard AND createdAt < :before",
+                ExpressionAttributeValues=_to_item({":shard": f"unsent#{shard}", ":before": created_before}),
+                PaginationConfig={"MaxItems": limit - len(found)},
+            )
+            found += [_order_from_item(_from_item(item)) for page in pages for item in page.get("Items", [])]
+            if len(found) >= limit:
+                break
+        return sorted(found, key=lambda order: order.created_at)[:limit]
 
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         """PENDING -> status, conditionally; a final order stays as it is."""

@@ -48,7 +48,10 @@ class OrderRepository(Protocol):
         """The order, or None."""
 
     def mark_enqueued(self, *, order_id: str) -> None:
-        """Record that the order's message was sent."""
+        """Record that the order's message was sent (clears the unsent mark)."""
+
+    def unsent_orders(self, *, created_before: str, limit: int) -> list[Order]:
+        """Orders created before `created_before` whose message was never sent, oldest first."""
 
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         """Move a PENDING order to a final status; only PENDING orders change."""

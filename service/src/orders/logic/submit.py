@@ -5,8 +5,9 @@ How the key works: the key is claimed with a conditional put in the *idempotency
 same DynamoDB transaction that writes the PENDING order. So a key is claimed if and only
 if its order exists. The idempotency table is used rather than the orders table so that
 claims expire with its TTL (`expiration`, 24 h) and never show up as orders.
-A retry with the same key and body returns the first order; if the first attempt died
-between the write and the SQS send (`enqueued` still false), the retry finishes the send.
+A retry with the same key and body returns the first order; if the first attempt's send failed
+(`enqueued` still false), the retry tries the send again. Either way the outbox sweeper
+(`logic/outbox.py`) sends every order left unsent, with or without a key.
 A different body under the same key is a 409 that names no order. Keys are per caller
 (`claim_key`), and a claim past its expiry is free even before TTL deletes it.
 """
@@ -31,6 +32,8 @@ class SubmitResult:
 
     order: Order
     created: bool
+    # False when the send failed: the order is stored and the outbox sweeper sends it.
+    sent: bool = True
 
 
 def body_hash(request: OrderRequest) -> str:
@@ -76,8 +79,8 @@ def submit_order(
         repository.create_order(order=order, submission=submission)
     except SubmissionExistsError as claimed:
         return _replay(key=claimed.key, digest=digest, repository=repository, queue=queue)
-    _enqueue(order=order, repository=repository, queue=queue)
-    return SubmitResult(order=order, created=True)
+    sent = _enqueue(order=order, repository=repository, queue=queue)
+    return SubmitResult(order=order, created=True, sent=sent)
 
 
 def _replay(*, key: str, digest: str, repository: OrderRepository, queue: OrderQueue) -> SubmitResult:
@@ -92,12 +95,27 @@ def _replay(*, key: str, digest: str, repository: OrderRepository, queue: OrderQ
             "Idempotency-Key was already used with a different request body: use a new key",
             errors=["header.Idempotency-Key: already used for another request body"],
         )
-    if not order.enqueued:
-        _enqueue(order=order, repository=repository, queue=queue)
-    return SubmitResult(order=order, created=False)
+    sent = order.enqueued or _enqueue(order=order, repository=repository, queue=queue)
+    return SubmitResult(order=order, created=False, sent=sent)
 
 
-def _enqueue(*, order: Order, repository: OrderRepository, queue: OrderQueue) -> None:
-    body = encode_order_message(order_id=order.order_id, request=order.request)
-    queue.send(order_id=order.order_id, body=body)
+def _enqueue(*, order: Order, repository: OrderRepository, queue: OrderQueue) -> bool:
+    """Send the order's message; False when the send failed and the outbox sweeper will send it.
+
+    The order is stored before the send and marked unsent until `mark_enqueued`: whatever fails
+    here (the queue, the network, this process), `logic/outbox.py` sends it later, so the 202 the
+    client gets still means the order will be decided (docs/decisions/0025-order-outbox.md).
+    """
+    try:
+        send_order(order=order, queue=queue)
+    except Exception:  # the outbox owns the retry: the order is stored and marked unsent
+        return False
     repository.mark_enqueued(order_id=order.order_id)
+    return True
+
+
+def send_order(*, order: Order, queue: OrderQueue) -> None:
+    """Send the one message that makes the worker decide this order."""
+    queue.send(
+        order_id=order.order_id, body=encode_order_message(order_id=order.order_id, request=order.request)
+    )
