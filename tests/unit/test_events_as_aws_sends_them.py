@@ -74,7 +74,9 @@ def test_the_generated_post_with_a_form_content_type_gets_415(
 
 def test_a_generated_get_reaches_the_status_route(stored: FakeRepository, lambda_context: Any) -> None:
     event = _event("apigateway-get-order")
+    # SAM's template is a {proxy+} route; for /orders/{orderId} API Gateway names the parameter.
     event["path"] = f"/orders/{ORDER_ID}"
+    event["pathParameters"] = {"orderId": ORDER_ID}
     response = status.handler(event, lambda_context)
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["orderId"] == ORDER_ID
