@@ -191,8 +191,8 @@ def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager])
     # All at once, then a bake that sees valid orders fail on the new version.
     faulty = (
         "orders/handlers/submit.py",
-        "    request = parse_order_request(app.current_event.decoded_body)\n",
-        "    request = parse_order_request(app.current_event.decoded_body)\n"
+        "    order_request = parse_order_request(request.json_body())\n",
+        "    order_request = parse_order_request(request.json_body())\n"
         "    raise RuntimeError('fault')\n",
     )
     shifted = local.deploy(_request(packager.package(faulty), "c3", "AllAtOnce"))
