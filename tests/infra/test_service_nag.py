@@ -21,7 +21,7 @@ from tests.infra.test_service_template import _transform
 
 _API_FUNCTIONS = ("SubmitOrderFunction", "GetOrderFunction", "PresignAttachmentFunction")
 _QUEUE_FUNCTIONS = ("ProcessOrdersFunction", "RecordAttachmentFunction")
-_OTHER_FUNCTIONS = ("SweepUnsentOrdersFunction", "PreTrafficHookFunction")
+_OTHER_FUNCTIONS = ("SweepUnsentOrdersFunction", "PreTrafficHookFunction", "StagingTrafficFunction")
 _FUNCTIONS = _API_FUNCTIONS + _QUEUE_FUNCTIONS + _OTHER_FUNCTIONS
 _ROLES = tuple(f"{function}Role" for function in _FUNCTIONS)
 _TABLE_USERS = {
@@ -137,8 +137,20 @@ def _acknowledgments() -> dict[tuple[str, str], str]:
     )
     add(
         "Serverless::Serverless-EventBusDLQ",
-        ("SweepUnsentOrdersFunctionEveryMinute",),
-        "the every-minute schedule of the sweeper: an undelivered tick is replaced by the next one",
+        ("SweepUnsentOrdersFunctionEveryMinute", "StagingTrafficFunctionEveryMinute"),
+        "an every-minute schedule (the sweeper, staging traffic): a missed tick is replaced by the next",
+    )
+    add(
+        "Serverless::Serverless-LambdaDLQ",
+        ("StagingTrafficFunction",),
+        "staging's synthetic traffic, every minute: a failed run is replaced by the next minute's calls",
+    )
+    add(
+        "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:"
+        "<AWS::AccountId>:<Api>/v1/*/orders*]",
+        ("StagingTrafficFunctionRole",),
+        "execute-api:Invoke on this stack's own API stage, every method under /orders: the traffic "
+        "source calls every route of the service (docs/decisions/0027-staging-traffic-source.md)",
     )
     add(
         "Serverless::Serverless-LambdaEventSourceMappingDestination",

@@ -621,3 +621,30 @@ def test_bake_alarm_is_named_for_the_pipeline_and_watches_every_deployment_alarm
         for alarm in group["Properties"]["AlarmConfiguration"]["Alarms"]
     }
     assert set(re.findall(r'ALARM\("\$\{(\w+)\}"\)', bake["AlarmRule"]["Fn::Sub"])) == deployment_alarms
+
+
+# ---------------------------------------------------------------- staging traffic source
+
+
+def test_staging_declares_its_own_traffic_source_and_only_staging(
+    resources: dict[str, Any], source: dict[str, Any]
+) -> None:
+    function = resources["StagingTrafficFunction"]
+    assert function["Condition"] == "IsStaging"
+    assert source["Conditions"]["IsStaging"] == {"Fn::Equals": [{"Ref": "Environment"}, "staging"]}
+    assert function["Properties"]["Handler"] == "orders.handlers.traffic.handler"
+    rules = [
+        res
+        for res in _of_type(resources, "AWS::Events::Rule").values()
+        if res["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["StagingTrafficFunction", "Arn"]}
+    ]
+    assert [rule["Properties"]["ScheduleExpression"] for rule in rules] == ["rate(1 minute)"]
+
+
+def test_the_traffic_source_may_only_call_the_staging_api(resources: dict[str, Any]) -> None:
+    statements = [
+        statement for role, statement in _statements(resources) if role == "StagingTrafficFunctionRole"
+    ]
+    custom = [statement for statement in statements if statement.get("Sid") == "CallTheStagingApi"]
+    assert [statement["Action"] for statement in custom] == ["execute-api:Invoke"]
+    assert "${Api}/v1/" in custom[0]["Resource"]["Fn::Sub"]

@@ -57,6 +57,8 @@ def _clear_caches() -> None:
         deps.attachment_storage,
         deps.function_invoker,
         deps.hook_reporter,
+        deps.api_client,
+        deps.form_poster,
         worker.batch_machinery,
         observability.tracer,
     ):

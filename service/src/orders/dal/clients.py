@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orders.observability import patch_botocore
 
@@ -28,6 +28,11 @@ def _session() -> boto3.session.Session:
 
     patch_botocore()
     return boto3.session.Session()
+
+
+def credentials() -> Any:
+    """The process's current AWS credentials (the function's role on Lambda), for SigV4 signing."""
+    return _session().get_credentials()
 
 
 @functools.cache

@@ -96,3 +96,25 @@ class HookReporter(Protocol):
 
     def report(self, *, deployment_id: str, execution_id: str, succeeded: bool) -> None:
         """Report Succeeded or Failed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiAnswer:
+    """An HTTP answer: the status code and the JSON body (None when the body is not JSON)."""
+
+    status: int
+    body: Any
+
+
+class ApiClient(Protocol):
+    """The service's own API, called the way a client calls it (SigV4-signed)."""
+
+    def call(self, *, method: str, path: str, body: dict[str, Any] | None = None) -> ApiAnswer:
+        """One request; the answer whatever its status."""
+
+
+class FormPoster(Protocol):
+    """Posts a multipart form, as a browser uploads to a presigned S3 POST."""
+
+    def post(self, *, url: str, fields: dict[str, str], file_name: str, content: bytes) -> int:
+        """Upload `content` as the form's file; the HTTP status."""
