@@ -150,7 +150,7 @@ def _acknowledgments() -> dict[tuple[str, str], str]:
         "<AWS::AccountId>:<Api>/v1/*/orders*]",
         ("StagingTrafficFunctionRole",),
         "execute-api:Invoke on this stack's own API stage, every method under /orders: the traffic "
-        "source calls every route of the service (docs/decisions/0027-staging-traffic-source.md)",
+        "source calls every route of the service (docs/decisions/0021-deployment-and-operations-alarms.md)",
     )
     add(
         "Serverless::Serverless-LambdaEventSourceMappingDestination",

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SUBMISSION_TTL_SECONDS = 24 * 60 * 60
-# The outbox's sparse index (docs/decisions/0025-order-outbox.md): a few shards, so that a burst of
+# The outbox's sparse index (docs/decisions/0023-idempotency-and-outbox.md): a few shards, so that a burst of
 # new orders does not write one index partition key.
 UNSENT_INDEX = "unsent"
 UNSENT_SHARD = "unsentShard"

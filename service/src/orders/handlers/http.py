@@ -3,7 +3,7 @@
 Each API function serves exactly one route of the template, so no router is needed: `serve`
 checks the route, reads the request and maps the service's errors to 4xx. This replaces
 Powertools' event handler, whose package import (every resolver, asyncio for AppSync) cost the
-API functions ~40-80 ms of cold start here (docs/decisions/0026-api-without-event-handler.md).
+API functions ~40-80 ms of cold start here (docs/decisions/0022-bad-input-is-4xx.md).
 
 Only client mistakes are mapped (4xx with `{"message", "errors"}`). Anything else is left
 to raise: Lambda counts it as an error, which is what the canary alarms watch.

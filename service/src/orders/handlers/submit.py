@@ -34,7 +34,7 @@ def submit(request: Request) -> dict[str, Any]:
     if result.created:
         metrics.add_metric(name="OrdersSubmitted", unit=MetricUnit.Count, value=1)
     if not result.sent:
-        # The order is stored and marked unsent: the outbox sweeper sends it (0025).
+        # The order is stored and marked unsent: the outbox sweeper sends it (0023).
         metrics.add_metric(name="OrderSendsDeferred", unit=MetricUnit.Count, value=1)
     logger.info(
         "Order submitted", order_id=result.order.order_id, replayed=not result.created, sent=result.sent

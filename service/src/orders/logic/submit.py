@@ -104,7 +104,7 @@ def _enqueue(*, order: Order, repository: OrderRepository, queue: OrderQueue) ->
 
     The order is stored before the send and marked unsent until `mark_enqueued`: whatever fails
     here (the queue, the network, this process), `logic/outbox.py` sends it later, so the 202 the
-    client gets still means the order will be decided (docs/decisions/0025-order-outbox.md).
+    client gets still means the order will be decided (docs/decisions/0023-idempotency-and-outbox.md).
     """
     try:
         send_order(order=order, queue=queue)

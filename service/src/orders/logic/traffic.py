@@ -4,7 +4,7 @@ On AWS nothing calls staging while CodeDeploy shifts traffic, so `notBreaching` 
 any version. The staging traffic function runs this every minute: each round submits an order
 (alternately one the worker accepts and one it rejects), reads it back, presigns an attachment
 and uploads it. So every released function (submit, status, presign, worker, attach) gets calls on
-the new version in each canary step (docs/decisions/0027-staging-traffic-source.md).
+the new version in each canary step (docs/decisions/0021-deployment-and-operations-alarms.md).
 """
 
 from __future__ import annotations
