@@ -3,7 +3,8 @@
 An order is written PENDING and marked unsent in the same write; the submit function then sends
 its message and clears the mark. When the send fails (or the process dies in between), the order
 stays marked; this sweeper, run on a schedule, sends it. A message sent twice is harmless: the
-worker is idempotent per order and only a PENDING order changes (docs/decisions/0023-idempotency-and-outbox.md).
+worker is idempotent per order and only a PENDING order changes
+(docs/decisions/0023-idempotency-and-outbox.md).
 """
 
 from __future__ import annotations
