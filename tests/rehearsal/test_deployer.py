@@ -192,8 +192,7 @@ def test_deploy_hook_bake_and_rollback(deployer: tuple[LocalDeployer, Packager])
     faulty = (
         "orders/handlers/submit.py",
         "    order_request = parse_order_request(request.json_body())\n",
-        "    order_request = parse_order_request(request.json_body())\n"
-        "    raise RuntimeError('fault')\n",
+        "    order_request = parse_order_request(request.json_body())\n    raise RuntimeError('fault')\n",
     )
     shifted = local.deploy(_request(packager.package(faulty), "c3", "AllAtOnce"))
     assert shifted.succeeded, shifted.message
