@@ -111,3 +111,10 @@ def test_uploads_are_multipart_forms_with_the_file_last() -> None:
     assert status == 204 and isinstance(body, bytes)
     assert body.index(b'name="key"') < body.index(b'name="policy"') < body.index(b'name="file"')
     assert request.get_header("Content-type").startswith("multipart/form-data; boundary=")
+
+
+def test_only_https_urls_are_ever_opened() -> None:
+    from orders.dal.api_client import _send  # noqa: PLC0415 - the default sender itself
+
+    with pytest.raises(ValueError, match="only https"):
+        _send(urllib.request.Request("file:///etc/passwd"))

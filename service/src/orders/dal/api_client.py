@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -20,8 +21,11 @@ Send = Callable[[urllib.request.Request], tuple[int, bytes]]
 
 
 def _send(request: urllib.request.Request) -> tuple[int, bytes]:
+    if urllib.parse.urlsplit(request.full_url).scheme != "https":
+        raise ValueError(f"refusing to send to {request.full_url!r}: only https URLs are called")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - https URLs from config
+        # The scheme is checked above: only https, never file:// or custom schemes.
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # nosec B310
             return int(response.status), response.read()
     except urllib.error.HTTPError as error:
         return int(error.code), error.read()
