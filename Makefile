@@ -89,14 +89,16 @@ CHECKS ?= lint typecheck scan check-tests
 check: install $(CHECKS) ## What the pipeline's Build runs: checks, unit and infra tests (coverage >= 90%)
 	@test -n "$(strip $(CHECKS))" || echo "make check: CHECKS is empty, so no checks ran (release tests only)"
 
+# tests/infra/test_another_team.py reruns make check on a copy of the repository: make test runs it,
+# make check (and so the pipeline's Build, and that copy) leaves it out.
 .PHONY: check-tests
 check-tests: install ## Unit and infra tests with the coverage gate (part of make check)
 	pytest --cov=service/src --cov=pipeline --cov-report=term-missing:skip-covered \
-	  --cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml tests/unit tests/infra
+	  --cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml -m "not another_team" tests/unit tests/infra
 
 .PHONY: soak
 soak: install ## No order lost under faults, measured offline: SOAK_ORDERS (default 10000) orders, prints the counts
-	SOAK_ORDERS=$${SOAK_ORDERS:-10000} pytest -p no:cacheprovider --no-cov -s tests/service/test_no_order_lost_offline.py
+	SOAK_ORDERS=$${SOAK_ORDERS:-10000} pytest -p no:cacheprovider --no-cov --timeout 3600 -s tests/service/test_no_order_lost_offline.py
 
 .PHONY: test-unit
 test-unit: install ## Unit tests only
@@ -106,10 +108,27 @@ test-unit: install ## Unit tests only
 test-infra: install ## CDK assertions, SAM transform checks, cfn-lint, cdk-nag
 	pytest tests/infra
 
+# The test actions after a deploy install only what tests/integration runs (requirements-integration.txt)
+# into $(TEST_VENV). Where the full .venv exists (a developer's machine, the offline build image) it
+# is a superset of that list and is used instead.
+TEST_VENV := .venv-integration
+TEST_STAMP := $(TEST_VENV)/.installed
+TEST_PYTEST = $$(test -f $(PY_STAMP) && echo $(BIN)/pytest || echo $(CURDIR)/$(TEST_VENV)/bin/pytest)
+
+$(TEST_STAMP): requirements-integration.txt
+	@test -x $(TEST_VENV)/bin/python || $(PYTHON) -m venv $(TEST_VENV)
+	@echo "Installing the integration tests' pinned dependencies into $(TEST_VENV)"
+	@$(TEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-integration.txt
+	@touch $@
+
+.PHONY: install-integration
+install-integration: ## Install only what tests/integration needs (the full .venv, when present, is used instead)
+	@test -f $(PY_STAMP) || $(MAKE) $(TEST_STAMP)
+
 .PHONY: test-integration
-test-integration: install ## HTTP tests against BASE_URL (SigV4-signed), e.g. the staging API
+test-integration: install-integration ## HTTP tests against BASE_URL (SigV4-signed), e.g. the staging API
 	@test -n "$${BASE_URL:-}" || { echo "BASE_URL is not set: run make test-integration BASE_URL=https://<api>/<stage>"; exit 2; }
-	pytest -p no:cacheprovider --no-cov tests/integration --base-url "$$BASE_URL"
+	$(TEST_PYTEST) -p no:cacheprovider tests/integration --base-url "$$BASE_URL"
 
 # ---------------------------------------------------------------- pipeline (AWS)
 # Targets for the CDK app in pipeline/ (synth, diff, bootstrap, deploy, destroy, package).
@@ -130,28 +149,42 @@ bootstrap: install ## cdk bootstrap each account: --trust the pipeline account, 
 	@python -m pipeline.preflight
 	python -m pipeline.bootstrap
 
+# The pipeline re-synthesizes itself in Build from cdk.json on the branch (`make synth`, no CDK_ARGS):
+# make deploy synthesizes with that same context and deploys only what the branch holds.
 .PHONY: deploy
-deploy: install ## Deploy the pipeline once (refuses example values); then it updates itself on every push
+deploy: install ## Deploy the pipeline once (refuses example values and unpushed changes); then it updates itself
+	@test -z "$(strip $(CDK_ARGS))" || { echo "make deploy takes no CDK_ARGS: the pipeline rebuilds itself from cdk.json on its branch, so set the value in cdk.json, push, and run make deploy"; exit 2; }
+	@python -m pipeline.deploy_guard
 	@python -m pipeline.preflight
-	cdk deploy -c forDeployment=true $(CDK_ARGS)
+	cdk deploy
 
 .PHONY: destroy
 destroy: install ## Delete the pipeline stack (service stacks, artifact bucket and key are kept)
 	@python -m pipeline.preflight
 	cdk destroy $(CDK_ARGS)
 
+# Packaged code is encrypted with the artifact key and uploaded on every Build (--force-upload), so an
+# object's age is that of the newest release using it: it outlives every execution a stage can roll
+# back to, whose own artifacts expire first (ADR 0013).
 .PHONY: package
-package: install ## sam package service/ to ARTIFACT_BUCKET: the packaged template at .aws-sam/packaged.yaml
-	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ARTIFACT_BUCKET is not set: run make package ARTIFACT_BUCKET=<artifact bucket>"; exit 2; }
+package: install ## sam package service/ to ARTIFACT_BUCKET with ARTIFACT_KEY_ID: .aws-sam/packaged.yaml
+	@test -n "$${ARTIFACT_BUCKET:-}" || { echo "ARTIFACT_BUCKET is not set: run make package ARTIFACT_BUCKET=<artifact bucket> ARTIFACT_KEY_ID=<artifact key ARN>"; exit 2; }
+	@test -n "$${ARTIFACT_KEY_ID:-}" || { echo "ARTIFACT_KEY_ID is not set: run make package ARTIFACT_BUCKET=<artifact bucket> ARTIFACT_KEY_ID=<artifact key ARN>"; exit 2; }
 	@python -m pipeline.preflight
+	@python -m pipeline.layer_check
 	@mkdir -p .aws-sam
 	sam package --template-file service/template.yaml --s3-bucket "$$ARTIFACT_BUCKET" --s3-prefix packages \
+	  --kms-key-id "$$ARTIFACT_KEY_ID" --force-upload \
 	  --output-template-file .aws-sam/packaged.yaml --no-progressbar
 
+.PHONY: bake
+bake: install-integration ## Watch BAKE_ALARM_NAME for BAKE_MINUTES (as TEST_ROLE_ARN); fails if it goes to ALARM
+	$$(test -f $(PY_STAMP) && echo $(BIN)/python || echo $(CURDIR)/$(TEST_VENV)/bin/python) -m pipeline.bake_watch
+
 .PHONY: smoke-test
-smoke-test: install ## Read-only smoke tests (tests/integration marked smoke) against BASE_URL
+smoke-test: install-integration ## Read-only smoke tests (tests/integration marked smoke) against BASE_URL
 	@test -n "$${BASE_URL:-}" || { echo "BASE_URL is not set: run make smoke-test BASE_URL=https://<api>/<stage>"; exit 2; }
-	pytest -p no:cacheprovider --no-cov tests/integration --base-url "$$BASE_URL" -m smoke
+	$(TEST_PYTEST) -p no:cacheprovider tests/integration --base-url "$$BASE_URL" -m smoke
 
 # ---------------------------------------------------------------- rehearsal (offline)
 
@@ -192,4 +225,4 @@ clean: ## Remove build output (keeps .venv and node_modules)
 
 .PHONY: distclean
 distclean: clean ## Remove everything make install created
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) $(TEST_VENV) node_modules

@@ -44,11 +44,12 @@ CONTEXT_KEYS = (
 
 
 def read_config(app: App) -> PipelineConfig:
-    """The validated config from the app's context (cdk.json merged with `-c` overrides)."""
-    config = PipelineConfig.from_context({key: app.node.try_get_context(key) for key in CONTEXT_KEYS})
-    if str(app.node.try_get_context("forDeployment")).lower() == "true":
-        config.check_deployable()
-    return config
+    """The validated config from the app's context (cdk.json merged with `-c` overrides).
+
+    `make deploy` and the pipeline's Build synthesize with the same context (cdk.json alone); the
+    deploy-only checks run before `cdk deploy`, in pipeline/deploy_guard.py.
+    """
+    return PipelineConfig.from_context({key: app.node.try_get_context(key) for key in CONTEXT_KEYS})
 
 
 def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = None) -> App:

@@ -66,6 +66,10 @@ class BuildspecStep(pipelines.Step):
         if output_ids:
             self._configure_primary_output(self.outputs[output_ids[0]])
 
+    @property
+    def project_name(self) -> str:
+        return self._project_name
+
     def produce_action(
         self,
         stage: codepipeline.IStage,

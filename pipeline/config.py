@@ -42,6 +42,9 @@ _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ALARM_NAME = re.compile(r"^[^\s].{0,200}$")
 _QUALIFIER = re.compile(r"^[a-z0-9]{1,10}$")
+# The review URL names the commit being approved: `{commitId}` becomes the source's CommitId variable.
+COMMIT_PLACEHOLDER = "{commitId}"
+_REVIEW_URL = re.compile(r"^https://\S*\{commitId\}\S*$")
 _MAX_BAKE_MINUTES = 120
 
 
@@ -96,6 +99,10 @@ class PipelineConfig:
     @property
     def stack_name(self) -> str:
         return f"{self.service_name}-pipeline"
+
+    def review_url_for(self, commit_id: str) -> str:
+        """The review URL naming one commit (`commit_id` is a CodePipeline variable at synth time)."""
+        return self.review_url.replace(COMMIT_PLACEHOLDER, commit_id)
 
     @property
     def environments(self) -> tuple[EnvironmentConfig, EnvironmentConfig]:
@@ -155,7 +162,10 @@ class PipelineConfig:
                 reader.raw_list("triggerFilePathsExcluded", default=["docs/**", "**/*.md"])
             ),
             review_url=reader.text(
-                "reviewUrl", re.compile(r"^https://\S+$"), "an https:// URL release managers review"
+                "reviewUrl",
+                _REVIEW_URL,
+                "an https:// URL naming the commit with {commitId}, "
+                "e.g. https://github.com/<owner>/<repo>/commit/{commitId}",
             ),
             bootstrap_qualifier=reader.text(
                 "bootstrapQualifier", _QUALIFIER, "the cdk bootstrap qualifier", default="hnb659fds"

@@ -17,7 +17,7 @@ from aws_cdk import aws_sns as sns
 from constructs import IConstruct
 
 from pipeline.bootstrap_roles import partition_of
-from pipeline.test_access import test_statements
+from pipeline.cross_account import assume_test_role_statement
 
 if TYPE_CHECKING:
     from pipeline.pipeline_stack import PipelineStack
@@ -27,13 +27,20 @@ _S3 = "CDK's grant on this stack's own artifact bucket; the wildcard covers that
 _OBJECTS = "objects in this stack's own artifact bucket; keys are generated per pipeline execution"
 _LOGS = "the CodeBuild project's own log group; CodeBuild names one log stream per build"
 _REPORTS = "CodeBuild's default grant on the project's own report groups (<project>-*)"
-_API = (
-    "execute-api:Invoke only, in the environment's account and region: the API id is created by "
-    "the service stack at deploy time, after this policy exists"
+_TEST_ROLE = (
+    "sts:AssumeRole on the environment's TestRole only: CloudFormation generates the end of its name "
+    "(<stack>-TestRole-<id>) at deploy time, after this policy exists"
 )
-_TEST_RESOURCES = (
-    "the environment's own queues and table, by the service stack's name prefix: CloudFormation "
-    "generates the rest of their names at deploy time"
+_POWERTOOLS = (
+    "ssm:GetParameter only, on the public Powertools layer parameters (one per release) that "
+    "pipeline/layer_check.py checks before packaging"
+)
+
+_LIST_PIPELINES = (
+    "codepipeline:ListPipelines only (the console's pipeline list): it supports no resource but *"
+)
+_EVIDENCE_LOGS = (
+    "logs:GetLogEvents only, on the evidence builds' own log groups; CodeBuild names a stream per build"
 )
 
 KMS_READ_WRITE = (("Action::kms:GenerateDataKey*", _KMS), ("Action::kms:ReEncrypt*", _KMS))
@@ -86,19 +93,29 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     read = KMS_READ_WRITE + S3_READ + objects
 
     _iam5(stack.code_pipeline.role, read_write)
-    source_action = stack.code_pipeline.stages[0].actions[0].action_properties.action_name
-    _iam5(stack.action_role("Source", source_action), read_write)
+    _iam5(stack.source_action_role, read_write)
     build_project = stack.build.project
-    _iam5(build_project.role if build_project else None, read_write + _project_findings(build_project))
+    powertools = tuple(
+        (f"Resource::{arn}", _POWERTOOLS) for arn in stack.read_powertools_parameters.resources
+    )
+    _iam5(
+        build_project.role if build_project else None,
+        read_write + _project_findings(build_project) + powertools,
+    )
     for environment in stack.config.environments:
         project = stack.test_steps[environment.name].project
         service_resources = tuple(
-            (f"Resource::{arn}", _API if ":execute-api:" in arn else _TEST_RESOURCES)
-            for statement in test_statements(environment)
-            for arn in statement.resources
+            (f"Resource::{arn}", _TEST_ROLE) for arn in assume_test_role_statement(environment).resources
         )
         _iam5(project.role if project else None, read + _project_findings(project) + service_resources)
-    _iam5(stack.action_role("Approval", "Release"), (KMS_READ_WRITE[0],))
+    _iam5(stack.approval_action_role, (KMS_READ_WRITE[0],))
+    evidence_logs = tuple(
+        (f"Resource::{arn}", _EVIDENCE_LOGS)
+        for statement in stack.approval.evidence_statements
+        if statement.sid == "ReadEvidenceLogs"
+        for arn in statement.resources
+    )
+    _iam5(stack.approval.role, (("Resource::*", _LIST_PIPELINES), *evidence_logs))
 
     acknowledge(
         stack.artifacts.bucket,

@@ -1,4 +1,4 @@
-"""Tell people what the pipeline did: failures, successes and pending approvals go to SNS."""
+"""Tell people what the pipeline did: failures, successes, cancellations and pending approvals go to SNS."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from pipeline.topics import email_topic
 PIPELINE_EVENTS = (
     "codepipeline-pipeline-pipeline-execution-failed",
     "codepipeline-pipeline-pipeline-execution-succeeded",
+    # A release that never finishes must say so too: cancelled (the pipeline was updated under it
+    # and restarted) or superseded by a newer commit (ADR 0010).
+    "codepipeline-pipeline-pipeline-execution-canceled",
+    "codepipeline-pipeline-pipeline-execution-superseded",
     "codepipeline-pipeline-manual-approval-needed",
 )
 

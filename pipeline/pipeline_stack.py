@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import Environment, Stack, pipelines
+from aws_cdk import CfnOutput, DefaultStackSynthesizer, Environment, RemovalPolicy, Stack, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -12,14 +12,21 @@ from constructs import Construct
 
 from pipeline.approval import ReleaseApproval
 from pipeline.artifacts import ArtifactStore
-from pipeline.bake import add_bake
-from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles
+from pipeline.bake import bake_variables, roll_back_on_failure
+from pipeline.bootstrap_roles import BootstrapRoles, import_bootstrap_roles, partition_of
+from pipeline.boundary import apply_permissions_boundary
 from pipeline.buildspec_step import BuildspecStep
 from pipeline.config import EnvironmentConfig, PipelineConfig
+from pipeline.cross_account import (
+    TEST_ROLE_OUTPUT,
+    TEST_ROLE_VARIABLE,
+    access_parameters,
+    assume_test_role_statement,
+)
 from pipeline.notifications import PipelineNotifications
+from pipeline.post_deploy_access import STACK_OUTPUT_VARIABLES
 from pipeline.sam_deploy_step import SamDeployStep
 from pipeline.self_mutation_step import UpdatePipelineStep
-from pipeline.test_access import TEST_OUTPUT_VARIABLES, test_statements
 
 # Stage names: the docs, the tests and the offline rehearsal use these words.
 BUILD_STAGE = "Build"
@@ -43,6 +50,9 @@ class PipelineStack(Stack):
             stack_name=config.stack_name,
             env=Environment(account=config.pipeline_account, region=config.pipeline_region),
             description=f"Release pipeline of the {config.service_name} service (pipeline/)",
+            # The qualifier names the bootstrap roles, bucket and version parameter the stack uses;
+            # without it here the synthesizer keeps CDK's default one (see ADR 0010).
+            synthesizer=DefaultStackSynthesizer(qualifier=config.bootstrap_qualifier),
         )
         self.config = config
         self._roles: dict[str, BootstrapRoles] = {}
@@ -54,7 +64,9 @@ class PipelineStack(Stack):
             pipeline_type=codepipeline.PipelineType.V2,
             execution_mode=codepipeline.ExecutionMode[config.execution_mode.value],
             artifact_bucket=self.artifacts.bucket,
-            restart_execution_on_update=False,
+            # Self-mutation updates this pipeline; CodePipeline cancels the execution in flight then,
+            # so restart it with the commit that changed the pipeline, as CDK Pipelines does (ADR 0010).
+            restart_execution_on_update=True,
         )
         self.source = pipelines.CodePipelineSource.connection(
             config.repository, config.branch, connection_arn=config.connection_arn
@@ -76,18 +88,26 @@ class PipelineStack(Stack):
             action_name=APPROVAL_ACTION,
             emails=config.release_manager_emails,
             approver_principals=config.approver_principals,
-            review_url=config.review_url,
+            review_url=config.review_url_for(self.source.source_attribute("CommitId")),
             comment=f"Staging passed its integration tests and bake. Approve to release to production "
             f"({config.production.stack_name}, {config.production.canary_type}).",
             encryption_key=self.artifacts.key,
         )
+        CfnOutput(
+            self,
+            "ReleaseManagerRoleArn",
+            value=self.approval.role.role_arn,
+            description="Release managers assume this role to approve or reject a release",
+        )
         self._add_waves()
         self.cdk_pipeline.build_pipeline()
         self._finish_built_pipeline()
+        apply_permissions_boundary(self, service_name=config.service_name)
 
     # ------------------------------------------------------------------ steps
 
     def _build_step(self) -> BuildspecStep:
+        self.read_powertools_parameters = self._read_powertools_parameters()
         return BuildspecStep(
             BUILD_STAGE,
             buildspec_file="build.yml",
@@ -95,8 +115,26 @@ class PipelineStack(Stack):
             encryption_key=self.artifacts.key,
             inputs=[self.source.primary_output],  # type: ignore[list-item]
             output_ids=[CLOUD_ASSEMBLY, PACKAGED_TEMPLATE],
-            environment_variables={"ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name},
+            # `make package` encrypts the packaged code with the artifact key (sam package --kms-key-id).
+            environment_variables={
+                "ARTIFACT_BUCKET": self.artifacts.bucket.bucket_name,
+                "ARTIFACT_KEY_ID": self.artifacts.key.key_arn,
+            },
             cache=codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM),
+            policy_statements=[self.read_powertools_parameters],
+        )
+
+    def _read_powertools_parameters(self) -> iam.PolicyStatement:
+        """pipeline/layer_check.py reads the public Powertools layer parameter in each target region."""
+        regions = sorted({env.region for env in self.config.environments})
+        return iam.PolicyStatement(
+            sid="ReadPowertoolsLayerParameters",
+            actions=["ssm:GetParameter"],
+            # Public parameters belong to no account, hence the empty account field.
+            resources=[
+                f"arn:{partition_of(region)}:ssm:{region}::parameter/aws/service/powertools/*"
+                for region in regions
+            ],
         )
 
     def _roles_for(self, *, account: str, region: str) -> BootstrapRoles:
@@ -118,7 +156,15 @@ class PipelineStack(Stack):
             stack_name=environment.stack_name,
             account=environment.account,
             region=environment.region,
-            parameters={"Environment": environment.name, "DeploymentType": environment.canary_type},
+            parameters={
+                "Environment": environment.name,
+                "DeploymentType": environment.canary_type,
+                **access_parameters(
+                    environment,
+                    service_name=self.config.service_name,
+                    test_step=lambda: self.test_steps[environment.name],
+                ),
+            },
             roles=self._roles_for(account=environment.account, region=environment.region),
             variables_namespace=f"{environment.name.capitalize()}Stack",
         )
@@ -133,10 +179,17 @@ class PipelineStack(Stack):
             encryption_key=self.artifacts.key,
             inputs=[self.source.primary_output],  # type: ignore[list-item]
             environment_variables={
-                variable: deploy.output_variable(output) for output, variable in TEST_OUTPUT_VARIABLES.items()
+                **{
+                    variable: deploy.output_variable(output)
+                    for output, variable in STACK_OUTPUT_VARIABLES.items()
+                },
+                TEST_ROLE_VARIABLE: deploy.output_variable(TEST_ROLE_OUTPUT),
+                **bake_variables(environment),
             },
-            timeout_minutes=20,
-            policy_statements=test_statements(environment),
+            # The tests, then the bake (ADR 0018).
+            timeout_minutes=20 + environment.bake_minutes,
+            # The build reaches the environment only through its TestRole (ADR 0017).
+            policy_statements=[assume_test_role_statement(environment)],
         )
         step.add_step_dependency(deploy)
         return step
@@ -184,10 +237,12 @@ class PipelineStack(Stack):
                 ],
             ),
         )
-        # CDK grants only the old service prefix; connections created since 2024 need both.
-        self.action_role(
+        self.source_action_role = self.action_role(
             source_stage.stage_name, source_action.action_properties.action_name
-        ).add_to_principal_policy(
+        )
+        self.approval_action_role = self.action_role(APPROVAL_STAGE, APPROVAL_ACTION)
+        # CDK grants only the old service prefix; connections created since 2024 need both.
+        self.source_action_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="UseCodeConnection",
                 actions=["codeconnections:UseConnection"],
@@ -195,11 +250,13 @@ class PipelineStack(Stack):
             )
         )
         self._grant_report_groups()
-        for stage_name, environment in (
-            (STAGING_STAGE, config.staging),
-            (PRODUCTION_STAGE, config.production),
-        ):
-            add_bake(self.code_pipeline, stage_name=stage_name, environment=environment)
+        # What the release managers approve on: the Build's tests and staging's integration tests.
+        self.approval.allow_reading_evidence(
+            project_names=[self.build.project_name, self.test_steps[config.staging.name].project_name],
+            report_group_arns=[group.report_group_arn for group in self.report_groups],
+        )
+        for stage_name in (STAGING_STAGE, PRODUCTION_STAGE):
+            roll_back_on_failure(self.code_pipeline, stage_name=stage_name)
         self._grant_packaged_code_to_deployers()
         self.notifications = PipelineNotifications(
             self,
@@ -224,6 +281,7 @@ class PipelineStack(Stack):
         if project is None:
             raise RuntimeError("report groups are granted after build_pipeline() created the project")
         project_name = f"{self.config.service_name}-build"
+        self.report_groups: list[codebuild.ReportGroup] = []
         for report, group_type in (
             ("tests", codebuild.ReportGroupType.TEST),
             ("coverage", codebuild.ReportGroupType.CODE_COVERAGE),
@@ -233,8 +291,11 @@ class PipelineStack(Stack):
                 f"{report.capitalize()}Reports",
                 report_group_name=f"{project_name}-{report}",
                 type=group_type,
+                # A fixed name: a first create that rolls back must not leave it behind (ADR 0016).
+                removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
             )
             group.grant_write(project)
+            self.report_groups.append(group)
 
     def _grant_packaged_code_to_deployers(self) -> None:
         """CloudFormation (as the bootstrap execution role) reads the Lambda code `sam package` uploaded."""

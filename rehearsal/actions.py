@@ -181,22 +181,22 @@ class ActionExecutors:
         spec = _load_buildspec(project, source_dir)
         overrides = self._build_variables(action, attempt, log)
         attempt.build_number += 1
-        result = run_build(
-            spec,
-            BuildContext(
-                source_dir=source_dir,
-                base_environment=build_base_environment(os.environ, self.deployer.build_environment()),
-                overrides=overrides,
-                log=log,
-                work_dir=workspace / "tmp",
-                build_id=f"{project.logical_id}:{record.run_id}",
-                build_number=attempt.build_number,
-                source_version=self.options.revision.commit,
-                secondary_sources=secondary,
-                output_artifacts={name: attempt.store.create(name) for name in action.output_artifacts},
-                reports_dir=record.reports / f"{action.stage}.{action.name}",
-            ),
+        context = BuildContext(
+            source_dir=source_dir,
+            base_environment=build_base_environment(os.environ, self.deployer.build_environment()),
+            overrides=overrides,
+            log=log,
+            work_dir=workspace / "tmp",
+            build_id=f"{project.logical_id}:{record.run_id}",
+            build_number=attempt.build_number,
+            source_version=self.options.revision.commit,
+            secondary_sources=secondary,
+            output_artifacts={name: attempt.store.create(name) for name in action.output_artifacts},
+            reports_dir=record.reports / f"{action.stage}.{action.name}",
         )
+        # A build after a deploy action may read its environment's alarms (`make bake`).
+        with self.deployer.alarms_published(log=log):
+            result = run_build(spec, context)
         for note in result.notes:
             self.progress.text(f"         note: {action.stage}/{action.name}: {note}\n")
         if result.succeeded:

@@ -15,13 +15,14 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
 from botocore.credentials import Credentials
 
+from rehearsal.alarm_publisher import AlarmPublisher
 from rehearsal.alarms import ALARM, AlarmEvaluator, CompositeAlarmDefinition
 from rehearsal.cloud import LocalCloud, start_local_cloud
 from rehearsal.deployment import DeployOutcome, DeployRequest, RuleOutcome
@@ -75,9 +76,31 @@ class LocalDeployer:
         go to that environment's cloud; `sam package` in Build reaches the pipeline's cloud.
         """
         tooling = self._tooling()
+        # `make bake` waits pipeline minutes: offline a pipeline minute lasts `time_scale` seconds.
+        minute = {"PIPELINE_MINUTE_SECONDS": str(self.time_scale)}
         if self.last_deployed in self.running:
-            return self.running[self.last_deployed].local.cloud.environ()
-        return tooling.environ()
+            return {**self.running[self.last_deployed].local.cloud.environ(), **minute}
+        return {**tooling.environ(), **minute}
+
+    @contextlib.contextmanager
+    def alarms_published(self, *, log: TextIO) -> Iterator[None]:
+        """While a build runs after a deploy action: its environment's alarms, live in its cloud.
+
+        Synthetic traffic runs meanwhile, as staging's own traffic source (and production's users)
+        would, so a bake inside the build judges the new version with data.
+        """
+        running = self.running.get(self.last_deployed or "")
+        if running is None:
+            yield
+            return
+        publisher = AlarmPublisher(running.local, time_scale=self.time_scale, log=log)
+        driver = self._traffic(running.local, log)
+        publisher.start()
+        try:
+            yield
+        finally:
+            publisher.stop()
+            driver.stop()
 
     def _tooling(self) -> LocalCloud:
         if self.tooling is None:

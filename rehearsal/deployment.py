@@ -9,7 +9,9 @@ runner which variables point CodeBuild commands at the local cloud.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -63,6 +65,10 @@ class Deployer(Protocol):
         """A stage condition's ROLLBACK: the environment serves again what it served before."""
         ...
 
+    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
+        """While a build runs: the last deployed environment's alarm states, readable in its cloud."""
+        ...
+
     def close(self) -> None:
         """Stop what the deployer started for this release (environments' state persists)."""
         ...
@@ -88,6 +94,9 @@ class UnavailableDeployer:
 
     def roll_back(self, *, environment: str, log: TextIO) -> DeployOutcome:
         return DeployOutcome(False, self.message)
+
+    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         return None

@@ -120,6 +120,8 @@ class Stage:
     before_entry: tuple[Condition, ...] = ()
     on_success: tuple[Condition, ...] = ()
     on_failure: tuple[Condition, ...] = ()
+    # `OnFailure.Result` without rules (automatic rollback of a failed stage), e.g. ROLLBACK.
+    on_failure_result: str | None = None
 
     def action_groups(self) -> list[list[Action]]:
         """Actions grouped by runOrder, lowest first: CodePipeline's order of execution."""
@@ -179,6 +181,8 @@ class PipelineModel:
                 lines += _describe_action(action)
             lines += _describe_conditions(stage.name, "on-success", stage.on_success)
             lines += _describe_conditions(stage.name, "on-failure", stage.on_failure)
+            if stage.on_failure_result:
+                lines.append(f"  {stage.name} on-failure {stage.on_failure_result}")
         lines += [f"trigger push {f}" for f in self.push_filters]
         return lines
 
@@ -315,6 +319,7 @@ def _build_stage(raw: Mapping[str, Any], resolver: IntrinsicResolver) -> Stage:
         before_entry=_conditions(raw.get("BeforeEntry"), resolver),
         on_success=_conditions(raw.get("OnSuccess"), resolver),
         on_failure=_conditions(raw.get("OnFailure"), resolver),
+        on_failure_result=(raw.get("OnFailure") or {}).get("Result"),
     )
 
 

@@ -234,13 +234,19 @@ class ReleaseRunner:
         for stage in model.stages:
             stage_result = record.stage(stage.name)
             self._check_conditions(stage, stage.before_entry, "BeforeEntry", record)
-            for group in stage.action_groups():
-                for action in group:
-                    self._run_action(action, attempt, record, state)
+            try:
+                for group in stage.action_groups():
+                    for action in group:
+                        self._run_action(action, attempt, record, state)
+            except _StageFailed:
+                if stage.on_failure_result == "ROLLBACK":
+                    self._roll_back_stage(stage, attempt, record, state)
+                raise
             try:
                 self._check_conditions(stage, stage.on_success, "OnSuccess", record)
             except _StageFailed:
-                self._roll_back_stage(stage, attempt, record, state)
+                if any(c.result == "ROLLBACK" for c in stage.on_success):
+                    self._roll_back_stage(stage, attempt, record, state)
                 raise
             stage_result.state = SUCCEEDED
             record.write()
@@ -263,9 +269,23 @@ class ReleaseRunner:
     def _roll_back_stage(
         self, stage: Stage, attempt: Attempt, record: RunRecord, state: dict[str, Any]
     ) -> None:
-        """An OnSuccess condition with Result ROLLBACK: the stage's environment serves its earlier version."""
+        """A ROLLBACK result (OnSuccess condition or OnFailure): the environment serves its earlier release.
+
+        AWS rolls a stage back only to an execution that succeeded in it, so a first release is not
+        rolled back; a deployment CloudFormation already rolled back leaves nothing to undo.
+        """
         environment = _stage_environment(stage)
-        if environment is None or not any(c.result == "ROLLBACK" for c in stage.on_success):
+        previous = attempt.environments_before.get(environment or "")
+        if environment is None or previous is None:
+            return
+        if (state.get("environments") or {}).get(environment) == previous:
+            self._timed(
+                record,
+                stage.name,
+                "Rollback",
+                "stage rollback",
+                lambda log: Outcome(True, f"{environment} already serves its previous release"),
+            )
             return
 
         def roll_back(log: TextIO) -> Outcome:

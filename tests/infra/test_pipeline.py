@@ -1,7 +1,7 @@
 """The synthesized release pipeline: stage order, actions, buildspecs, security and cdk-nag.
 
-The app is synthesized once per session (with cdk-nag attached, as `make synth` does); the tests
-read the template it wrote.
+The app is synthesized once per session from the fixture context (tests/infra/conftest.py), with
+cdk-nag attached as `make synth` does; the tests read the template it wrote.
 """
 
 from __future__ import annotations
@@ -15,44 +15,21 @@ import yaml
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
 
-from pipeline.app import STACK_ID, build_app
+from pipeline.app import STACK_ID
 from pipeline.buildspec_step import BUILDSPEC_DIR
+from tests.infra.conftest import (
+    FIXTURE_CONTEXT,
+    PIPELINE_ACCOUNT,
+    PRODUCTION_ACCOUNT,
+    REGION,
+    ROOT,
+    STAGING_ACCOUNT,
+    Synthesized,
+)
+from tests.infra.cross_account_support import parameter_overrides
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 STAGES = ["Source", "Build", "UpdatePipeline", "Staging", "Approval", "Production"]
-
-
-@pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app = build_app({**CONTEXT, "aws:cdk:disable-stack-trace": True}, outdir=str(outdir))
-    app.synth()  # cdk-nag findings would make this raise
-    pytest.app = app  # type: ignore[attr-defined]
-    return outdir
-
-
-@pytest.fixture(scope="session")
-def app(cdk_out: Path) -> App:
-    return pytest.app  # type: ignore[attr-defined,no-any-return]
-
-
-@pytest.fixture(scope="session")
-def template_json(cdk_out: Path) -> dict[str, Any]:
-    return json.loads((cdk_out / f"{STACK_ID}.template.json").read_text())  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="session")
-def template(template_json: dict[str, Any]) -> Template:
-    return Template.from_json(template_json)
-
-
-@pytest.fixture(scope="session")
-def stages(template_json: dict[str, Any]) -> list[dict[str, Any]]:
-    (pipeline,) = [
-        r for r in template_json["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"
-    ]
-    return pipeline["Properties"]["Stages"]  # type: ignore[no-any-return]
+SERVICE = FIXTURE_CONTEXT["serviceName"]
 
 
 def _stage(stages: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -117,7 +94,7 @@ def test_pipeline_is_v2_with_explicit_execution_mode_and_branch_push_trigger(tem
         "AWS::CodePipeline::Pipeline",
         {
             "PipelineType": "V2",
-            "ExecutionMode": "SUPERSEDED",
+            "ExecutionMode": FIXTURE_CONTEXT["executionMode"],
             "Triggers": [
                 {
                     "ProviderType": "CodeStarSourceConnection",
@@ -125,8 +102,8 @@ def test_pipeline_is_v2_with_explicit_execution_mode_and_branch_push_trigger(tem
                         "SourceActionName": Match.any_value(),
                         "Push": [
                             {
-                                "Branches": {"Includes": ["main"]},
-                                "FilePaths": {"Excludes": ["docs/**", "**/*.md"]},
+                                "Branches": {"Includes": [FIXTURE_CONTEXT["branch"]]},
+                                "FilePaths": {"Excludes": FIXTURE_CONTEXT["triggerFilePathsExcluded"]},
                             }
                         ],
                     },
@@ -138,9 +115,9 @@ def test_pipeline_is_v2_with_explicit_execution_mode_and_branch_push_trigger(tem
 
 def test_source_reads_the_configured_repository_and_branch(stages: list[dict[str, Any]]) -> None:
     (action,) = _stage(stages, "Source")["Actions"]
-    assert action["Configuration"]["FullRepositoryId"] == CONTEXT["repository"]
-    assert action["Configuration"]["BranchName"] == CONTEXT["branch"]
-    assert action["Configuration"]["ConnectionArn"] == CONTEXT["connectionArn"]
+    assert action["Configuration"]["FullRepositoryId"] == FIXTURE_CONTEXT["repository"]
+    assert action["Configuration"]["BranchName"] == FIXTURE_CONTEXT["branch"]
+    assert action["Configuration"]["ConnectionArn"] == FIXTURE_CONTEXT["connectionArn"]
 
 
 def test_source_role_may_use_the_connection_under_both_service_prefixes(
@@ -149,7 +126,7 @@ def test_source_role_may_use_the_connection_under_both_service_prefixes(
     granted = {
         action
         for _, s in _statements(template_json)
-        if CONTEXT["connectionArn"] in _as_list(s["Resource"])
+        if FIXTURE_CONTEXT["connectionArn"] in _as_list(s["Resource"])
         for action in _as_list(s["Action"])
     }
     assert {"codestar-connections:UseConnection", "codeconnections:UseConnection"} <= granted
@@ -188,16 +165,32 @@ def test_build_outputs_are_the_buildspecs_secondary_artifacts(stages: list[dict[
 
 def test_build_publishes_test_and_coverage_report_groups(template: Template) -> None:
     template.has_resource_properties(
-        "AWS::CodeBuild::ReportGroup", {"Name": "orders-build-tests", "Type": "TEST"}
+        "AWS::CodeBuild::ReportGroup", {"Name": f"{SERVICE}-build-tests", "Type": "TEST"}
     )
     template.has_resource_properties(
-        "AWS::CodeBuild::ReportGroup", {"Name": "orders-build-coverage", "Type": "CODE_COVERAGE"}
+        "AWS::CodeBuild::ReportGroup", {"Name": f"{SERVICE}-build-coverage", "Type": "CODE_COVERAGE"}
     )
     reports = yaml.safe_load((BUILDSPEC_DIR / "build.yml").read_text())["reports"]
     assert {name: r["file-format"] for name, r in reports.items()} == {
         "tests": "JUNITXML",
         "coverage": "COBERTURAXML",
     }
+
+
+def test_build_packages_with_the_artifact_key_and_may_read_the_powertools_parameters(
+    stages: list[dict[str, Any]], template_json: dict[str, Any]
+) -> None:
+    (build,) = _stage(stages, "Build")["Actions"]
+    # The variables are a JSON string joined around tokens: the key's ARN follows ARTIFACT_KEY_ID's name.
+    parts = build["Configuration"]["EnvironmentVariables"]["Fn::Join"][1]
+    (index,) = [i for i, part in enumerate(parts) if isinstance(part, str) and '"ARTIFACT_KEY_ID"' in part]
+    key, attribute = parts[index + 1]["Fn::GetAtt"]
+    assert key.startswith("ArtifactsKey") and attribute == "Arn"
+    (statement,) = [
+        s for _, s in _statements(template_json) if s.get("Sid") == "ReadPowertoolsLayerParameters"
+    ]
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"] == f"arn:aws:ssm:{REGION}::parameter/aws/service/powertools/*"
 
 
 def test_codebuild_projects_use_the_pinned_image_and_the_artifact_key(template: Template) -> None:
@@ -234,15 +227,16 @@ def test_staging_and_production_deploy_the_same_packaged_template_artifact(
 @pytest.mark.parametrize(
     ("stage", "environment", "canary"),
     [
-        ("Staging", "staging", "Canary10Percent5Minutes"),
-        ("Production", "production", "Canary10Percent10Minutes"),
+        ("Staging", "staging", FIXTURE_CONTEXT["stagingCanaryType"]),
+        ("Production", "production", FIXTURE_CONTEXT["productionCanaryType"]),
     ],
 )
 def test_deploy_passes_environment_parameters_and_capabilities(
     stages: list[dict[str, Any]], stage: str, environment: str, canary: str
 ) -> None:
     prepare, execute = _deploy_actions(stages, stage)
-    assert json.loads(prepare["Configuration"]["ParameterOverrides"]) == {
+    overrides = parameter_overrides(prepare)
+    assert {key: overrides[key] for key in ("Environment", "DeploymentType")} == {
         "Environment": environment,
         "DeploymentType": canary,
     }
@@ -250,7 +244,7 @@ def test_deploy_passes_environment_parameters_and_capabilities(
     assert (
         prepare["Configuration"]["StackName"]
         == execute["Configuration"]["StackName"]
-        == f"orders-{environment}"
+        == f"{SERVICE}-{environment}"
     )
     assert execute["Configuration"]["ActionMode"] == "CHANGE_SET_EXECUTE"
     assert execute["Configuration"]["ChangeSetName"] == prepare["Configuration"]["ChangeSetName"]
@@ -258,12 +252,35 @@ def test_deploy_passes_environment_parameters_and_capabilities(
 
 def test_deploys_assume_the_target_accounts_bootstrap_roles(stages: list[dict[str, Any]]) -> None:
     for stage, account in (
-        ("Staging", CONTEXT["stagingAccount"]),
-        ("Production", CONTEXT["productionAccount"]),
+        ("Staging", FIXTURE_CONTEXT["stagingAccount"]),
+        ("Production", FIXTURE_CONTEXT["productionAccount"]),
     ):
         prepare, _ = _deploy_actions(stages, stage)
         assert account in json.dumps(prepare["RoleArn"])
-        assert f"cdk-hnb659fds-cfn-exec-role-{account}" in json.dumps(prepare["Configuration"]["RoleArn"])
+        qualifier = FIXTURE_CONTEXT["bootstrapQualifier"]
+        assert f"cdk-{qualifier}-cfn-exec-role-{account}" in json.dumps(prepare["Configuration"]["RoleArn"])
+
+
+def test_single_account_topology_deploys_with_the_pipeline_accounts_own_roles(
+    single_account: Synthesized,
+) -> None:
+    qualifier = FIXTURE_CONTEXT["bootstrapQualifier"]
+    for stage in ("Staging", "Production"):
+        prepare, _ = _deploy_actions(single_account.stages, stage)
+        assert f"cdk-{qualifier}-cfn-exec-role-{PIPELINE_ACCOUNT}" in json.dumps(prepare["Configuration"])
+    rendered = json.dumps(single_account.template_json)
+    assert STAGING_ACCOUNT not in rendered
+    assert PRODUCTION_ACCOUNT not in rendered
+
+
+def test_a_custom_bootstrap_qualifier_leaves_no_default_qualifier_anywhere_in_cdk_out(cdk_out: Path) -> None:
+    assert FIXTURE_CONTEXT["bootstrapQualifier"] != "hnb659fds"
+    files = [path for path in cdk_out.rglob("*") if path.is_file()]
+    assert files
+    assert [path.name for path in files if "hnb659fds" in path.read_text(errors="replace")] == []
+    template = json.loads((cdk_out / f"{STACK_ID}.template.json").read_text())
+    version = template["Parameters"]["BootstrapVersion"]["Default"]
+    assert version == f"/cdk-bootstrap/{FIXTURE_CONTEXT['bootstrapQualifier']}/version"
 
 
 @pytest.mark.parametrize(
@@ -276,38 +293,16 @@ def test_tests_after_a_deploy_receive_that_stacks_outputs(
     (tests,) = [a for a in _stage(stages, stage)["Actions"] if a["ActionTypeId"]["Provider"] == "CodeBuild"]
     assert execute["Namespace"] == namespace
     variables = json.loads(tests["Configuration"]["EnvironmentVariables"])
-    for output, variable in [("ApiUrl", "BASE_URL"), ("OrdersQueueUrl", "ORDERS_QUEUE_URL")]:
+    for output, variable in [("ApiUrl", "BASE_URL"), ("OrdersTableName", "ORDERS_TABLE_NAME")]:
         assert {"name": variable, "type": "PLAINTEXT", "value": f"#{{{namespace}.{output}}}"} in variables
     assert tests["RunOrder"] > execute["RunOrder"]
-
-
-def test_test_builds_may_sign_requests_to_their_environments_api(template_json: dict[str, Any]) -> None:
-    invoke = [s for _, s in _statements(template_json) if s.get("Sid") == "InvokeServiceApi"]
-    accounts = {CONTEXT["stagingAccount"], CONTEXT["productionAccount"]}
-    assert len(invoke) == 2
-    assert {a for s in invoke for a in accounts if a in json.dumps(s["Resource"])} == accounts
-    assert all(s["Action"] == "execute-api:Invoke" for s in invoke)
 
 
 def test_self_mutation_updates_this_stack_from_the_build_output(stages: list[dict[str, Any]]) -> None:
     (action,) = _stage(stages, "UpdatePipeline")["Actions"]
     assert action["Configuration"]["ActionMode"] == "CREATE_UPDATE"
-    assert action["Configuration"]["StackName"] == "orders-pipeline"
+    assert action["Configuration"]["StackName"] == f"{SERVICE}-pipeline"
     assert action["Configuration"]["TemplatePath"] == f"Build_CloudAssembly::{STACK_ID}.template.json"
-
-
-@pytest.mark.parametrize(
-    ("stage", "alarm", "minutes"),
-    [("Staging", "orders-staging-bake", "5"), ("Production", "orders-production-bake", "15")],
-)
-def test_stage_bakes_on_its_alarm_and_rolls_back_on_alarm(
-    stages: list[dict[str, Any]], stage: str, alarm: str, minutes: str
-) -> None:
-    (condition,) = _stage(stages, stage)["OnSuccess"]["Conditions"]
-    (rule,) = condition["Rules"]
-    assert condition["Result"] == "ROLLBACK"
-    assert rule["RuleTypeId"]["Provider"] == "CloudWatchAlarm"
-    assert rule["Configuration"] == {"AlarmName": alarm, "AlarmStates": "ALARM", "WaitTime": minutes}
 
 
 # ---------------------------------------------------------------- approval and notifications
@@ -317,17 +312,30 @@ def test_approval_notifies_release_managers_with_a_review_url_and_comment(
     template: Template, stages: list[dict[str, Any]]
 ) -> None:
     (action,) = _stage(stages, "Approval")["Actions"]
-    assert action["Configuration"]["ExternalEntityLink"] == CONTEXT["reviewUrl"]
     assert action["Configuration"]["CustomData"]
     assert "Ref" in action["Configuration"]["NotificationArn"]
     template.has_resource_properties(
         "AWS::SNS::Subscription",
         {
             "Protocol": "email",
-            "Endpoint": "release-managers@example.com",
+            "Endpoint": FIXTURE_CONTEXT["releaseManagerEmails"][0],
             "TopicArn": action["Configuration"]["NotificationArn"],
         },
     )
+
+
+def test_review_url_names_the_commit_being_approved(stages: list[dict[str, Any]]) -> None:
+    (source,) = _stage(stages, "Source")["Actions"]
+    (approval,) = _stage(stages, "Approval")["Actions"]
+    commit = f"#{{{source['Namespace']}.CommitId}}"
+    expected = FIXTURE_CONTEXT["reviewUrl"].replace("{commitId}", commit)
+    assert approval["Configuration"]["ExternalEntityLink"] == expected
+
+
+def test_a_self_mutation_restarts_the_release_with_the_commit_that_changed_the_pipeline(
+    template: Template,
+) -> None:
+    template.has_resource_properties("AWS::CodePipeline::Pipeline", {"RestartExecutionOnUpdate": True})
 
 
 def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]) -> None:
@@ -338,14 +346,50 @@ def test_only_the_release_manager_role_may_approve(template_json: dict[str, Any]
     ]
     assert len(approving) == 1
     logical_id, statement = approving[0]
-    assert statement["Resource"]["Fn::Join"][1][-1].endswith(":orders-release/Approval/Release")
+    assert statement["Resource"]["Fn::Join"][1][-1].endswith(f":{SERVICE}-release/Approval/Release")
     policy = template_json["Resources"][logical_id]["Properties"]
     (role,) = policy["Roles"]
     trust = template_json["Resources"][role["Ref"]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert [s["Principal"]["AWS"] for s in trust] == CONTEXT["approverPrincipals"]
+    assert [s["Principal"]["AWS"] for s in trust] == FIXTURE_CONTEXT["approverPrincipals"]
+    assert template_json["Resources"][role["Ref"]]["Properties"]["RoleName"] == f"{SERVICE}-release-managers"
+    assert template_json["Outputs"]["ReleaseManagerRoleArn"]["Value"] == {"Fn::GetAtt": [role["Ref"], "Arn"]}
 
 
-def test_notification_rule_reports_failures_successes_and_pending_approvals(template: Template) -> None:
+def _release_manager_statements(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (approving,) = [
+        logical_id
+        for logical_id, s in _statements(template_json)
+        if "codepipeline:PutApprovalResult" in _as_list(s["Action"])
+    ]
+    document = template_json["Resources"][approving]["Properties"]["PolicyDocument"]
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def test_release_managers_may_use_the_console_and_list_pipelines_only_by_wildcard(
+    template_json: dict[str, Any],
+) -> None:
+    statements = _release_manager_statements(template_json)
+    assert statements["ListPipelinesInTheConsole"]["Action"] == "codepipeline:ListPipelines"
+    wildcard = [s for s in statements.values() if s["Resource"] == "*"]
+    assert wildcard == [statements["ListPipelinesInTheConsole"]]
+    assert "codepipeline:ListRuleExecutions" in statements["ReadThePipeline"]["Action"]
+
+
+def test_release_managers_may_read_the_build_and_staging_test_evidence(template_json: dict[str, Any]) -> None:
+    statements = _release_manager_statements(template_json)
+    projects = [f"{SERVICE}-build", f"{SERVICE}-staging-integrationtests"]
+    assert [r.rsplit("/", 1)[1] for r in statements["ReadEvidenceBuilds"]["Resource"]] == projects
+    assert [r.split("/aws/codebuild/")[1] for r in statements["ReadEvidenceLogs"]["Resource"]] == [
+        f"{name}:*" for name in projects
+    ]
+    reports = json.dumps(statements["ReadEvidenceReports"]["Resource"])
+    assert "TestsReports" in reports and "CoverageReports" in reports
+    assert "codebuild:DescribeTestCases" in statements["ReadEvidenceReports"]["Action"]
+
+
+def test_notification_rule_reports_failed_succeeded_cancelled_superseded_and_pending_releases(
+    template: Template,
+) -> None:
     template.has_resource_properties(
         "AWS::CodeStarNotifications::NotificationRule",
         {
@@ -353,6 +397,8 @@ def test_notification_rule_reports_failures_successes_and_pending_approvals(temp
                 [
                     "codepipeline-pipeline-pipeline-execution-failed",
                     "codepipeline-pipeline-pipeline-execution-succeeded",
+                    "codepipeline-pipeline-pipeline-execution-canceled",
+                    "codepipeline-pipeline-pipeline-execution-superseded",
                     "codepipeline-pipeline-manual-approval-needed",
                 ]
             ),
@@ -441,7 +487,7 @@ def test_cfn_lint_finds_no_errors(cdk_out: Path) -> None:
     )
     matches = lint_file(
         cdk_out / f"{STACK_ID}.template.json",
-        config=ManualArgs(regions=["eu-west-1"], ignore_checks=config.get("ignore_checks", [])),
+        config=ManualArgs(regions=[REGION], ignore_checks=config.get("ignore_checks", [])),
     )
     errors = [str(m) for m in matches if m.rule.id.startswith("E")]
     assert errors == []

@@ -169,6 +169,7 @@ def test_outputs_are_the_ones_the_pipeline_and_tests_read(source: dict[str, Any]
         "OrdersDeadLetterQueueUrl",
         "OrdersTableName",
         "AttachmentsBucketName",
+        "TestRoleArn",
         "OperationsTopicArn",
     }
     assert re.fullmatch(

@@ -1,4 +1,9 @@
-"""The order service over HTTP, as a client sees it: run against the local runtime or staging."""
+"""The order service over HTTP, as a client sees it: run against the local runtime or staging.
+
+Each test's `aws_wait` is its worst-case wait on AWS, summed from REQUEST_TIMEOUT_SECONDS (10 s a
+request), POLL_SECONDS (30 s, plus the request in flight when the deadline passes) and
+CLIENT_CALL_SECONDS (30 s an SDK call); see conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,24 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import Target
+from tests.integration.conftest import (
+    CLIENT_CALL_SECONDS,
+    POLL_SECONDS,
+    REQUEST_TIMEOUT_SECONDS,
+    Target,
+)
 
 GOOD_ORDER = {
     "customerId": "c-1",
     "currency": "EUR",
     "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
 }
-DEADLINE_SECONDS = 30
+REQUEST = REQUEST_TIMEOUT_SECONDS
+# A poll ends at its deadline plus the request still in flight then.
+POLL = POLL_SECONDS + REQUEST_TIMEOUT_SECONDS
 
 
-def _poll(condition: Callable[[], Any], timeout: float = DEADLINE_SECONDS) -> Any:
+def _poll(condition: Callable[[], Any], timeout: float = POLL_SECONDS) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -39,6 +51,7 @@ def _final_status(target: Target, order_id: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.aws_wait(seconds=REQUEST + POLL)  # 50 s: submit, then poll the status
 def test_a_submitted_order_is_accepted(target: Target) -> None:
     response = target.request("POST", "/orders", body=GOOD_ORDER)
     assert response.status_code == 202
@@ -46,6 +59,7 @@ def test_a_submitted_order_is_accepted(target: Target) -> None:
     assert _final_status(target, response.json()["orderId"])["status"] == "ACCEPTED"
 
 
+@pytest.mark.aws_wait(seconds=REQUEST + POLL)  # 50 s: submit, then poll the status
 def test_an_order_with_an_unknown_sku_is_rejected_with_the_reason(target: Target) -> None:
     order = {**GOOD_ORDER, "items": [{"sku": "UNKNOWN-SKU", "quantity": 1, "unitPrice": 1}]}
     order_id = target.request("POST", "/orders", body=order).json()["orderId"]
@@ -67,6 +81,7 @@ def test_an_order_with_an_unknown_sku_is_rejected_with_the_reason(target: Target
         {**GOOD_ORDER, "extra": True},
     ],
 )
+@pytest.mark.aws_wait(seconds=REQUEST + CLIENT_CALL_SECONDS)  # 40 s: one request, one table scan
 def test_bad_input_is_a_4xx_and_nothing_is_written(target: Target, body: Any) -> None:
     customer = f"bad-{uuid.uuid4().hex[:12]}"
     if isinstance(body, dict) and "customerId" in body:
@@ -84,16 +99,19 @@ def test_bad_input_is_a_4xx_and_nothing_is_written(target: Target, body: Any) ->
 
 
 @pytest.mark.smoke
+@pytest.mark.aws_wait(seconds=REQUEST)  # 10 s: one request
 def test_an_unknown_order_is_404(target: Target) -> None:
     assert target.request("GET", f"/orders/{uuid.uuid4()}").status_code == 404
 
 
 @pytest.mark.smoke
+@pytest.mark.aws_wait(seconds=REQUEST)  # 10 s: one request
 def test_an_unsigned_request_is_refused(target: Target) -> None:
-    response = requests.post(f"{target.base_url}/orders", json=GOOD_ORDER, timeout=30)
+    response = requests.post(f"{target.base_url}/orders", json=GOOD_ORDER, timeout=REQUEST)
     assert response.status_code == 403
 
 
+@pytest.mark.aws_wait(seconds=2 * REQUEST)  # 20 s: two requests
 def test_resubmitting_with_the_same_idempotency_key_returns_the_same_order(target: Target) -> None:
     key = f"key-{uuid.uuid4().hex}"
     first = target.request("POST", "/orders", body=GOOD_ORDER, headers={"Idempotency-Key": key})
@@ -103,6 +121,7 @@ def test_resubmitting_with_the_same_idempotency_key_returns_the_same_order(targe
     assert second.headers.get("Idempotent-Replayed") == "true"
 
 
+@pytest.mark.aws_wait(seconds=3 * REQUEST + POLL)  # 70 s: submit, presign, upload, poll the order
 def test_a_presigned_upload_is_recorded_as_an_attachment(target: Target) -> None:
     order_id = target.request("POST", "/orders", body=GOOD_ORDER).json()["orderId"]
     presign = target.request(
@@ -113,7 +132,10 @@ def test_a_presigned_upload_is_recorded_as_an_attachment(target: Target) -> None
     assert presign.status_code == 201
     upload = presign.json()
     posted = requests.post(
-        upload["url"], data=upload["fields"], files={"file": ("invoice.pdf", b"%PDF-1.4 test")}, timeout=30
+        upload["url"],
+        data=upload["fields"],
+        files={"file": ("invoice.pdf", b"%PDF-1.4 test")},
+        timeout=REQUEST,
     )
     assert posted.status_code in (200, 201, 204)
 
@@ -127,11 +149,17 @@ def test_a_presigned_upload_is_recorded_as_an_attachment(target: Target) -> None
     assert any("invoice.pdf" in str(attachment) for attachment in attachments)
 
 
+# On AWS the redrive takes maxReceiveCount (5) x the visibility timeout (180 s), about 15 minutes:
+# far over the 2-minute budget, so this end-to-end check runs only against the local runtime, whose
+# clock is compressed. What AWS-side it rests on is checked without waiting: the worker reports a
+# poison record as a batch item failure (tests/unit/test_worker.py), and the queue's redrive policy
+# and visibility timeout are asserted on the transformed template (tests/infra).
+@pytest.mark.offline_only
 def test_a_poison_message_ends_in_the_dead_letter_queue(target: Target) -> None:
     queue = target.outputs.get("OrdersQueueUrl")
     dead_letters = target.outputs.get("OrdersDeadLetterQueueUrl")
-    assert queue, "no queue URL: set ORDERS_QUEUE_URL (the pipeline passes the stack's OrdersQueueUrl)"
-    assert dead_letters, "no dead-letter queue URL: set ORDERS_DEAD_LETTER_QUEUE_URL"
+    assert queue, "the local environment has no OrdersQueueUrl output"
+    assert dead_letters, "the local environment has no OrdersDeadLetterQueueUrl output"
     sqs = target.client("sqs")
     marker = f"poison-{uuid.uuid4().hex}"
     sqs.send_message(QueueUrl=queue, MessageBody=marker)

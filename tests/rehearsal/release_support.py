@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -93,6 +95,9 @@ class InMemoryDeployer:
         else:
             self.serving.pop(environment, None)
         return DeployOutcome(True, f"{environment} rolled back")
+
+    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         self.closed = True

@@ -280,11 +280,15 @@ def test_the_real_pipeline_updates_itself_in_update_pipeline(real_assembly: Path
     assert [a.stage for s in model.stages for a in s.actions if model.updates_itself(a)] == ["UpdatePipeline"]
 
 
-def test_the_real_pipelines_staging_bake_is_an_alarm_rule(real_assembly: Path) -> None:
-    rules = [r for c in load_pipeline(real_assembly).stage("Staging").on_success for r in c.rules]
+def test_the_real_pipelines_staging_bakes_in_its_test_build_and_rolls_back_on_failure(
+    real_assembly: Path,
+) -> None:
+    staging = load_pipeline(real_assembly).stage("Staging")
+    (tests,) = [a for a in staging.actions if a.type.provider == "CodeBuild"]
 
-    assert [r.provider for r in rules] == ["CloudWatchAlarm"]
-    assert rules[0].configuration["AlarmName"]
+    assert staging.on_failure_result == "ROLLBACK"
+    assert not staging.on_success
+    assert "BAKE_ALARM_NAME" in {v.name for v in tests.environment_variables}
 
 
 def test_the_real_pipelines_trigger_releases_the_configured_branch_only(real_assembly: Path) -> None:

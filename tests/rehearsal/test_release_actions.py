@@ -143,12 +143,16 @@ def test_a_direct_create_update_deploys_without_a_change_set(repo: Path) -> None
     assert [r.environment for r in deployer.requests] == ["staging", "production"]
 
 
-def test_a_bake_alarm_on_a_first_release_leaves_the_environment_serving_nothing(repo: Path) -> None:
+def test_a_bake_alarm_on_a_first_release_is_not_rolled_back_as_the_stage_never_succeeded(repo: Path) -> None:
+    # AWS rolls a stage back only to an execution that succeeded in it (ADR 0018).
     deployer = InMemoryDeployer(alarms_in_alarm={"orders-staging-bake"})
+    head = commit(repo, "first release")
 
-    run_release(repo, deployer)
+    result = run_release(repo, deployer)
 
-    assert summary_of(repo)["environments"]["staging"] == {"commit": None}
+    assert not result.succeeded
+    assert summary_of(repo)["environments"]["staging"]["commit"] == head
+    assert deployer.serving["staging"] == head
 
 
 def test_a_pipeline_that_changes_on_every_synth_stops_after_a_few_restarts(repo: Path) -> None:
