@@ -30,7 +30,6 @@ RELEASED_FUNCTIONS = (
     "PresignAttachmentFunction",
     "ProcessOrdersFunction",
     "RecordAttachmentFunction",
-    "SweepUnsentOrdersFunction",
 )
 API_FUNCTIONS = ("SubmitOrderFunction", "GetOrderFunction", "PresignAttachmentFunction")
 HOOK = "PreTrafficHookFunction"
@@ -649,3 +648,11 @@ def test_the_traffic_source_may_only_call_the_staging_api(resources: dict[str, A
     custom = [statement for statement in statements if statement.get("Sid") == "CallTheStagingApi"]
     assert [statement["Action"] for statement in custom] == ["execute-api:Invoke"]
     assert "${Api}/v1/" in custom[0]["Resource"]["Fn::Sub"]
+
+
+def test_the_outbox_sweeper_is_released_in_place_and_pages_operations(resources: dict[str, Any]) -> None:
+    """A once-a-minute job gives a canary nothing to judge; its failures page operations instead."""
+    assert "SweepUnsentOrdersFunctionDeploymentGroup" not in resources
+    alarm = resources["OrdersOutboxStuckAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "SweepUnsentOrdersFunction"}}]
+    assert alarm["AlarmActions"] == [{"Ref": "OperationsTopic"}]
