@@ -111,7 +111,7 @@ def _sweep(service: Service) -> dict[str, Any]:
     event = json.loads(SCHEDULED_EVENT.read_text())
     resent = 0
     while True:  # one sweep sends at most 500 orders; the schedule would run it again a minute later
-        payload = dict(service.environment.functions.invoke(name, event, qualifier="live").payload or {})
+        payload = dict(service.environment.functions.invoke(name, event).payload or {})
         resent += int(payload.get("resent", 0))
         if not payload.get("resent"):
             return {"resent": resent, "last": payload}

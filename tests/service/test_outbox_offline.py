@@ -44,9 +44,7 @@ def test_an_order_whose_send_failed_is_sent_by_the_sweeper_and_decided(service: 
         ExpressionAttributeValues={":past": {"S": past}},
     )
     sweeper = service.environment.stack.functions["SweepUnsentOrdersFunction"].name
-    result = service.environment.functions.invoke(
-        sweeper, json.loads(SCHEDULED_EVENT.read_text()), qualifier="live"
-    )
+    result = service.environment.functions.invoke(sweeper, json.loads(SCHEDULED_EVENT.read_text()))
     assert result.payload == {"resent": 1, "failed": 0}, result.error
 
     deadline = time.monotonic() + DEADLINE_SECONDS
