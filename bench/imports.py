@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.figures import Baseline, Figure
 from bench.processes import REPO, Processes, progress
 
-HANDLERS = ("submit", "status", "presign", "worker", "attach", "pre_traffic")
+HANDLERS = ("submit", "status", "presign", "worker", "attach", "sweeper", "traffic", "pre_traffic")
 TARGET_MS = 150.0
 # What the template and the runtime set before the handler module loads (docs/architecture.md).
 _FUNCTION_ENVIRON = {

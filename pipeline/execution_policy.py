@@ -56,6 +56,7 @@ RESOURCE_TYPES = frozenset(
         "AWS::CodeDeploy::Application",
         "AWS::CodeDeploy::DeploymentGroup",
         "AWS::DynamoDB::Table",
+        "AWS::Events::Rule",
         "AWS::Lambda::Alias",
         "AWS::Lambda::EventSourceMapping",
         "AWS::Lambda::Function",
@@ -155,6 +156,8 @@ def _resources(service: str, scope: PolicyScope) -> list[str]:
         # Notification rule ids are random.
         "codestar-notifications": [f"{arn}:notificationrule/*"],
         "dynamodb": [f"{arn}:table/{name}-*"],
+        # The service's schedules (SAM `Schedule` events): rules named after the stack.
+        "events": [f"{arn}:rule/{name}-*"],
         "iam": [f"arn:{p}:iam::{a}:role/{name}-*", f"arn:{p}:iam::{a}:policy/{name}-*"],
         # Key ids are random; aliases are not used.
         "kms": [f"{arn}:key/*"],

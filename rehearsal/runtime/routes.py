@@ -117,6 +117,18 @@ class ErrorAnswer(Exception):
         self.error_type = error_type
 
 
+def _has_model(headers: Any) -> bool:
+    """Whether the request's content type is the one the model is declared for (application/json).
+
+    API Gateway validates a body only against the model of its content type: "If no matching
+    content type is found, request validation is not performed" (API Gateway developer guide,
+    "Request validation for REST APIs"). A request without Content-Type is validated as JSON
+    (unverified: the stricter reading).
+    """
+    content_type = (headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+    return bool(content_type == "application/json")
+
+
 def validate_request(
     route: Route,
     query: list[tuple[str, str]],
@@ -139,11 +151,11 @@ def validate_request(
         raise ErrorAnswer(
             400, f"Missing required request parameters: [{', '.join(missing)}]", "BadRequestException"
         )
-    if route.body_validator is None:
+    if route.body_validator is None or not _has_model(headers):
         return
     try:
         document = json.loads(body or b"null")
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # JSON nested deeper than the parser goes is invalid too
         raise ErrorAnswer(400, "Invalid request body", "BadRequestException") from error
     if not route.body_validator.is_valid(document):
         raise ErrorAnswer(400, "Invalid request body", "BadRequestException")

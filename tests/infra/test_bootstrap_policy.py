@@ -109,8 +109,8 @@ def test_handler_permissions_come_from_the_registry_schema() -> None:
 
 
 def test_a_new_resource_type_of_an_unscoped_service_fails_with_the_fix(scope: PolicyScope) -> None:
-    with pytest.raises(ValueError, match=r"no resource scope for events actions: add one to _resources\(\)"):
-        execution_statements(scope, RESOURCE_TYPES | {"AWS::Events::Rule"})
+    with pytest.raises(ValueError, match=r"no resource scope for states actions: add one to _resources\(\)"):
+        execution_statements(scope, RESOURCE_TYPES | {"AWS::StepFunctions::StateMachine"})
 
 
 def test_a_resource_type_without_a_schema_fails_with_its_name(scope: PolicyScope) -> None:

@@ -245,9 +245,8 @@ def test_a_bake_alarm_after_a_shift_fails_the_rule_and_a_rollback_serves_the_fir
     local, packager = deployer
     faulty = (
         "orders/handlers/submit.py",
-        "    request = parse_order_request(app.current_event.decoded_body)\n",
-        "    request = parse_order_request(app.current_event.decoded_body)\n"
-        "    raise RuntimeError('fault')\n",
+        "    order_request = parse_order_request(request.json_body())\n",
+        "    order_request = parse_order_request(request.json_body())\n    raise RuntimeError('fault')\n",
     )
     shifted = local.deploy(_request(packager.package(faulty), "c3", "AllAtOnce"))
     assert shifted.succeeded, shifted.message

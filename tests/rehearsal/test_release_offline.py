@@ -112,7 +112,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
         patch.delenv(COVERAGE_SUBPROCESS_VARIABLE, raising=False)
         good = _release(repo)
         handler = (repo / SUBMIT_HANDLER).read_text(encoding="utf-8")
-        line = "    request = parse_order_request(app.current_event.decoded_body)\n"
+        line = "    order_request = parse_order_request(request.json_body())\n"
         assert line in handler
         faulty_commit = commit(
             repo,

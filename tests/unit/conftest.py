@@ -52,10 +52,13 @@ def _clear_caches() -> None:
         clients.lambda_,
         clients.codedeploy,
         deps.order_repository,
+        deps.idempotency_store,
         deps.order_queue,
         deps.attachment_storage,
         deps.function_invoker,
         deps.hook_reporter,
+        deps.api_client,
+        deps.form_poster,
         worker.batch_machinery,
         observability.tracer,
     ):
@@ -161,13 +164,32 @@ def aws() -> Iterator[None]:
     """moto in-process, with the orders and idempotency tables, the queue and the bucket."""
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
-        for table, key in (("orders", "orderId"), ("idempotency", "id")):
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        dynamodb.create_table(
+            TableName="idempotency",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        # As in service/template.yaml: the outbox's sparse `unsent` index.
+        dynamodb.create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in ("orderId", "unsentShard", "createdAt")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "unsent",
+                    "KeySchema": [
+                        {"AttributeName": "unsentShard", "KeyType": "HASH"},
+                        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
         queue_url = boto3.client("sqs").create_queue(QueueName="orders")["QueueUrl"]
         os.environ["ORDERS_QUEUE_URL"] = queue_url
         boto3.client("s3").create_bucket(

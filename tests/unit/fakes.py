@@ -31,7 +31,12 @@ class FakeRepository:
         return self.orders.get(order_id)
 
     def mark_enqueued(self, *, order_id: str) -> None:
-        self.orders[order_id] = dataclasses.replace(self.orders[order_id], enqueued=True)
+        if order_id in self.orders:
+            self.orders[order_id] = dataclasses.replace(self.orders[order_id], enqueued=True)
+
+    def unsent_orders(self, *, created_before: str, limit: int) -> list[Order]:
+        unsent = [o for o in self.orders.values() if not o.enqueued and o.created_at < created_before]
+        return sorted(unsent, key=lambda order: order.created_at)[:limit]
 
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         self.finalize_calls += 1
@@ -43,13 +48,15 @@ class FakeRepository:
         self.orders[order_id] = dataclasses.replace(order, status=status, reason=reason)
         return WriteOutcome.WRITTEN
 
-    def add_attachment(self, *, order_id: str, attachment: Attachment) -> WriteOutcome:
+    def add_attachment(self, *, order_id: str, attachment: Attachment, limit: int) -> WriteOutcome:
         order = self.orders.get(order_id)
         if order is None:
             return WriteOutcome.ORDER_MISSING
-        if any(existing["key"] == attachment.key for existing in order.attachments):
+        if any(existing.key == attachment.key for existing in order.attachments):
             return WriteOutcome.ALREADY_DONE
-        attachments = (*order.attachments, attachment.to_dict())
+        if len(order.attachments) >= limit:
+            return WriteOutcome.LIMIT_REACHED
+        attachments = (*order.attachments, attachment)
         self.orders[order_id] = dataclasses.replace(order, attachments=attachments)
         return WriteOutcome.WRITTEN
 

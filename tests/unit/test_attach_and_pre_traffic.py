@@ -1,4 +1,4 @@
-"""The attach function (S3 events) and the PreTraffic hook, with in-memory fakes."""
+"""The attach function (S3 notifications through SQS) and the PreTraffic hook, with in-memory fakes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from orders.handlers import attach, deps, pre_traffic
+from orders.logic.attachments import MAX_ATTACHMENTS_PER_ORDER
 from orders.logic.canary import EXPECTATIONS, load_canary_event, parse_versions_under_test
 from orders.logic.ports import InvocationResult
-from orders.models.order import Order, OrderItem, OrderRequest, OrderStatus
+from orders.models.order import Attachment, Order, OrderItem, OrderRequest, OrderStatus
 from orders.settings import get_settings
 from tests.unit.fakes import FakeInvoker, FakeReporter, FakeRepository
 
@@ -20,8 +21,24 @@ KEY = f"orders/{ORDER_ID}/attachments/33333333-3333-4333-8333-333333333333/invoi
 HOOK_EVENT = {"DeploymentId": "d-1", "LifecycleEventHookExecutionId": "e-1"}
 
 
-def _s3_record(key: str, event_name: str = "ObjectCreated:Post") -> dict[str, Any]:
-    return {"eventSource": "aws:s3", "eventName": event_name, "s3": {"object": {"key": key, "size": 1234}}}
+def _s3_record(
+    key: str, event_name: str = "ObjectCreated:Post", bucket: str = "attachments"
+) -> dict[str, Any]:
+    return {
+        "eventSource": "aws:s3",
+        "eventName": event_name,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1234}},
+    }
+
+
+def _batch(*notifications: Any) -> dict[str, Any]:
+    """An SQS batch whose messages are S3 notifications, as the attachments queue delivers them."""
+    return {
+        "Records": [
+            {"messageId": f"m-{index}", "eventSource": "aws:sqs", "body": json.dumps(notification)}
+            for index, notification in enumerate(notifications)
+        ]
+    }
 
 
 @pytest.fixture
@@ -37,41 +54,59 @@ def stored(repository: FakeRepository) -> FakeRepository:
 def test_an_upload_is_recorded_on_its_order_with_size_and_content_type(
     stored: FakeRepository, lambda_context: Any
 ) -> None:
-    assert attach.handler({"Records": [_s3_record(KEY)]}, lambda_context) == {"recorded": 1, "skipped": 0}
+    assert attach.handler(_batch({"Records": [_s3_record(KEY)]}), lambda_context) == {"batchItemFailures": []}
     assert stored.orders[ORDER_ID].attachments == (
-        {"key": KEY, "size": 1234, "contentType": "application/pdf"},
+        Attachment(key=KEY, size=1234, content_type="application/pdf"),
     )
 
 
 def test_the_same_upload_event_twice_is_recorded_once(stored: FakeRepository, lambda_context: Any) -> None:
-    attach.handler({"Records": [_s3_record(KEY)]}, lambda_context)
-    assert attach.handler({"Records": [_s3_record(KEY)]}, lambda_context) == {"recorded": 0, "skipped": 1}
+    attach.handler(_batch({"Records": [_s3_record(KEY)]}), lambda_context)
+    attach.handler(_batch({"Records": [_s3_record(KEY)]}), lambda_context)
     assert len(stored.orders[ORDER_ID].attachments) == 1
 
 
 @pytest.mark.parametrize(
-    "event",
+    "notification",
     [
         {"Event": "s3:TestEvent", "Bucket": "attachments"},
         {"Records": [_s3_record("elsewhere/file.pdf")]},
         {"Records": [_s3_record(KEY, event_name="ObjectRemoved:Delete")]},
+        {"Records": [_s3_record(KEY, bucket="someone-elses-bucket")]},
         {"Records": [_s3_record(KEY.replace(ORDER_ID, "44444444-4444-4444-8444-444444444444"))]},
         {"Records": [_s3_record(KEY.replace(ORDER_ID, "22222222-2222-1222-8222-222222222222"))]},
+        "not an S3 notification",
     ],
 )
-def test_test_events_foreign_keys_and_unknown_orders_are_skipped(
-    stored: FakeRepository, lambda_context: Any, event: dict[str, Any]
+def test_test_events_other_buckets_foreign_keys_and_unknown_orders_are_skipped(
+    stored: FakeRepository, lambda_context: Any, notification: Any
 ) -> None:
-    counts = attach.handler(event, lambda_context)
-    assert counts["recorded"] == 0
+    assert attach.handler(_batch(notification), lambda_context) == {"batchItemFailures": []}
     assert stored.orders[ORDER_ID].attachments == ()
 
 
-def test_an_s3_event_wrapped_in_an_sqs_record_is_unwrapped(
-    stored: FakeRepository, lambda_context: Any
+def test_an_order_holds_at_most_the_attachment_limit(stored: FakeRepository, lambda_context: Any) -> None:
+    keys = [KEY.replace("invoice.pdf", f"page-{index}.pdf") for index in range(MAX_ATTACHMENTS_PER_ORDER + 3)]
+    attach.handler(_batch(*({"Records": [_s3_record(key)]} for key in keys)), lambda_context)
+    assert len(stored.orders[ORDER_ID].attachments) == MAX_ATTACHMENTS_PER_ORDER
+
+
+def test_a_notification_that_fails_unexpectedly_fails_alone_and_is_counted(
+    stored: FakeRepository,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    wrapped = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps({"Records": [_s3_record(KEY)]})}]}
-    assert attach.handler(wrapped, lambda_context) == {"recorded": 1, "skipped": 0}
+    def denied(**_: Any) -> Any:
+        raise PermissionError("AccessDeniedException")
+
+    monkeypatch.setattr(stored, "add_attachment", denied)
+    response = attach.handler(
+        _batch({"Event": "s3:TestEvent"}, {"Records": [_s3_record(KEY)]}), lambda_context
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"RecordFailures"' in line]
+    assert [blob["RecordFailures"] for blob in emf] == [[1.0]]
 
 
 def _healthy_results(arns: dict[str, str]) -> dict[str, InvocationResult | Exception]:
@@ -80,7 +115,8 @@ def _healthy_results(arns: dict[str, str]) -> dict[str, InvocationResult | Excep
         "status": {"statusCode": 404},
         "presign": {"statusCode": 404},
         "worker": {"batchItemFailures": []},
-        "attach": {"recorded": 0, "skipped": 0},
+        "attach": {"batchItemFailures": []},
+        "sweeper": {"resent": 0, "failed": 0},
     }
     return {
         arns[name]: InvocationResult(function_error=None, payload=payload)

@@ -86,10 +86,10 @@ def test_finalizing_a_missing_order_says_so(table: DynamoOrderRepository) -> Non
 def test_an_attachment_is_appended_once_per_key(table: DynamoOrderRepository) -> None:
     table.create_order(order=_order(), submission=None)
     attachment = Attachment(key="orders/x/attachments/y/a.pdf", size=10, content_type=None)
-    outcomes = [table.add_attachment(order_id=ORDER_ID, attachment=attachment) for _ in range(2)]
+    outcomes = [table.add_attachment(order_id=ORDER_ID, attachment=attachment, limit=50) for _ in range(2)]
     stored = table.get_order(order_id=ORDER_ID)
     assert outcomes == [WriteOutcome.WRITTEN, WriteOutcome.ALREADY_DONE]
-    assert stored is not None and stored.attachments == (attachment.to_dict(),)
+    assert stored is not None and stored.attachments == (attachment,)
 
 
 def test_a_sent_message_arrives_on_the_queue(aws: None) -> None:
@@ -169,3 +169,34 @@ def test_the_reporter_tells_codedeploy_the_hook_status(succeeded: bool, status: 
 def test_every_client_is_created_once_per_process(aws: None) -> None:
     for factory in (clients.dynamodb, clients.sqs, clients.s3, clients.lambda_, clients.codedeploy):
         assert factory() is factory()
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1", "af-south-1"])
+def test_a_presigned_post_targets_the_buckets_regional_endpoint(
+    monkeypatch: pytest.MonkeyPatch, region: str
+) -> None:
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    post = S3AttachmentStorage(bucket="attachments").presign_upload(
+        key="orders/x", content_type="application/pdf", max_bytes=10, expires_in=60
+    )
+    assert post["url"] == f"https://attachments.s3.{region}.amazonaws.com/"
+
+
+def test_an_endpoint_set_in_the_environment_wins_over_the_regional_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert clients.regional_s3_endpoint("eu-west-1") is None
+    post = S3AttachmentStorage(bucket="attachments").presign_upload(
+        key="orders/x", content_type="application/pdf", max_bytes=10, expires_in=60
+    )
+    assert post["url"].startswith("http://127.0.0.1:4566/")
+
+
+def test_an_order_at_its_attachment_limit_takes_no_more(table: DynamoOrderRepository) -> None:
+    table.create_order(order=_order(), submission=None)
+    first, second = (Attachment(key=f"orders/{name}.pdf", size=1, content_type=None) for name in ("a", "b"))
+    assert table.add_attachment(order_id=ORDER_ID, attachment=first, limit=1) is WriteOutcome.WRITTEN
+    assert table.add_attachment(order_id=ORDER_ID, attachment=second, limit=1) is WriteOutcome.LIMIT_REACHED
+    assert table.add_attachment(order_id=ORDER_ID, attachment=first, limit=1) is WriteOutcome.ALREADY_DONE

@@ -78,14 +78,24 @@ def test_an_uploaded_attachment_shows_on_the_order(aws: None, lambda_context: An
         path_parameters={"orderId": order_id},
     )
     key = json.loads(presign.handler(event, lambda_context)["body"])["key"]
-    s3_event = {
-        "Records": [
-            {"eventSource": "aws:s3", "eventName": "ObjectCreated:Post", "s3": {"object": {"key": key}}}
-        ]
-    }
-    attach.handler(s3_event, lambda_context)
+    # The bucket notifies a queue, as the template wires it; the function reads that queue.
+    sqs, s3 = boto3.client("sqs"), boto3.client("s3")
+    queue_url = sqs.create_queue(QueueName="attachments")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.put_bucket_notification_configuration(
+        Bucket="attachments",
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    s3.put_object(Bucket="attachments", Key=key, Body=b"\x89PNG", ContentType="image/png")
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    records = [{"messageId": m["MessageId"], "body": m["Body"], "eventSource": "aws:sqs"} for m in messages]
+    assert attach.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
     assert _get(order_id, lambda_context)["attachments"] == [
-        {"key": key, "size": 0, "contentType": "image/png"}
+        {"key": key, "size": 4, "contentType": "image/png"}
     ]
 
 
@@ -99,6 +109,7 @@ def test_a_claim_without_its_order_is_a_retryable_conflict(monkeypatch: pytest.M
     arguments: dict[str, Any] = {
         "request": parse_order_request(json.dumps(order_body())),
         "idempotency_key": "k",
+        "caller": "arn:aws:iam::123456789012:user/alice",
         "repository": repository,
         "queue": queue,
         "new_order_id": lambda: "id-1",

@@ -138,3 +138,81 @@ def test_accepted_orders_emit_the_orders_accepted_metric(
     worker.handler({"Records": [_record(_message(ORDER_ID, _request()))]}, lambda_context)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [blob.get("OrdersAccepted") for blob in emf] == [[1.0]]
+
+
+class _FailingRepository(FakeRepository):
+    """A table the worker can no longer write to (AccessDenied, a deleted table, a bug)."""
+
+    def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> Any:
+        raise PermissionError("AccessDeniedException: not authorized to perform dynamodb:UpdateItem")
+
+
+def _emf(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+
+
+def test_an_unexpected_record_failure_is_counted_for_the_executing_version(
+    aws: None,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "orders-ProcessOrdersFunction")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")
+    repository = _FailingRepository()
+    monkeypatch.setattr(worker.deps, "order_repository", lambda: repository)
+    _store(repository, ORDER_ID, _request())
+    response = worker.handler({"Records": [_record(_message(ORDER_ID, _request()), "m")]}, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m"}]}
+    (failure,) = [blob for blob in _emf(capsys) if "RecordFailures" in blob]
+    assert failure["RecordFailures"] == [1.0]
+    assert (failure["FunctionName"], failure["ExecutedVersion"], failure["service"]) == (
+        "orders-ProcessOrdersFunction",
+        "7",
+        "orders",
+    )
+    assert failure["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "OrdersTest"
+
+
+def test_poison_messages_fail_quietly_without_a_record_failure(
+    aws: None, repository: FakeRepository, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = {
+        "Records": [
+            _record("not json", "a"),
+            _record(_message(UNKNOWN_ORDER_ID, _request()), "b"),
+            _record(json.dumps({"orderId": ORDER_ID, "items": "x"}), "c"),
+        ]
+    }
+    response = worker.handler(event, lambda_context)
+    assert len(response["batchItemFailures"]) == 3
+    assert not [blob for blob in _emf(capsys) if "RecordFailures" in blob]
+
+
+@pytest.mark.parametrize(
+    "price",
+    ["NaN", "sNaN", "Infinity", "-Infinity", "1e-200", "1.000000000000000000000000000000000000001"],
+)
+def test_a_message_with_a_price_no_order_can_have_is_poison(
+    aws: None,
+    repository: FakeRepository,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+    price: str,
+) -> None:
+    _store(repository, ORDER_ID, _request())
+    body = json.loads(_message(ORDER_ID, _request()))
+    body["items"][0]["unitPrice"] = price
+    response = worker.handler({"Records": [_record(json.dumps(body), "p")]}, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "p"}]}
+    assert not [blob for blob in _emf(capsys) if "RecordFailures" in blob]
+    assert repository.orders[ORDER_ID].status is OrderStatus.PENDING
+
+
+@pytest.mark.parametrize("body", ['{"orderId": NaN}', "[" * 100_000 + "]" * 100_000])
+def test_a_message_body_python_would_parse_but_json_does_not_allow_is_poison(
+    aws: None, repository: FakeRepository, lambda_context: Any, capsys: pytest.CaptureFixture[str], body: str
+) -> None:
+    response = worker.handler({"Records": [_record(body, "p")]}, lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "p"}]}
+    assert not [blob for blob in _emf(capsys) if "RecordFailures" in blob]

@@ -18,12 +18,30 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 logger = Logger()
 metrics = Metrics()
+
+# The metric a canary judges a batch worker by: per-record failures that are not poison. It carries the
+# executing version as a dimension, as AWS/Lambda's `ExecutedVersion` does, so the deployment alarm
+# watches the new version only (docs/decisions/0020-per-version-record-failures.md).
+RECORD_FAILURES = "RecordFailures"
+
+
+def count_record_failure() -> None:
+    """Publish one unexpected per-record failure of this function version, now (EMF on stdout)."""
+    dimensions = {
+        "FunctionName": os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "unknown"),
+        "ExecutedVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+    }
+    # single_metric prints at once, so the datapoint survives a crash later in the invocation.
+    with single_metric(name=RECORD_FAILURES, unit=MetricUnit.Count, value=1, default_dimensions=dimensions):
+        pass
+
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 

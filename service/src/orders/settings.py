@@ -26,6 +26,8 @@ class Settings:
     attachments_bucket_name: str
     max_order_total: Decimal
     versions_under_test: str
+    api_url: str = ""
+    region: str = ""
 
     def require(self, name: str) -> str:
         """The value of setting `name`, or a ConfigurationError naming its environment variable."""
@@ -58,4 +60,6 @@ def get_settings() -> Settings:
         attachments_bucket_name=env.get("ATTACHMENTS_BUCKET_NAME", ""),
         max_order_total=_max_order_total(env.get("MAX_ORDER_TOTAL")),
         versions_under_test=env.get("VERSIONS_UNDER_TEST", ""),
+        api_url=env.get("API_URL", ""),
+        region=env.get("AWS_REGION", ""),
     )

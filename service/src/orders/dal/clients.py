@@ -8,7 +8,8 @@ AWS_ENDPOINT_URL (the local cloud) and the region come from the environment, as 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any
 
 from orders.observability import patch_botocore
 
@@ -29,6 +30,11 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+def credentials() -> Any:
+    """The process's current AWS credentials (the function's role on Lambda), for SigV4 signing."""
+    return _session().get_credentials()
+
+
 @functools.cache
 def dynamodb() -> DynamoDBClient:
     """The DynamoDB client."""
@@ -43,10 +49,26 @@ def sqs() -> SQSClient:
 
 @functools.cache
 def s3() -> S3Client:
-    """The S3 client, with SigV4 so that presigned POST policies are V4-signed."""
+    """The S3 client: SigV4 (V4-signed POST policies) on the bucket's regional endpoint.
+
+    botocore presigns POSTs for the global endpoint (`<bucket>.s3.amazonaws.com`) whatever the
+    region; a bucket elsewhere answers that with a redirect, or, in Regions launched after
+    March 2019, an error. The functions run in the bucket's Region, so theirs is the bucket's.
+    An endpoint set in the environment (the local cloud) wins, as botocore's own settings do.
+    """
     from botocore.config import Config  # noqa: PLC0415 - botocore is loaded with boto3 only
 
-    return _session().client("s3", config=Config(signature_version="s3v4"))
+    session = _session()
+    config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+    return session.client("s3", config=config, endpoint_url=regional_s3_endpoint(session.region_name))
+
+
+def regional_s3_endpoint(region: str | None) -> str | None:
+    """`https://s3.<region>.amazonaws.com` (`.com.cn` in China), or None when the environment sets one."""
+    if not region or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
+        return None
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://s3.{region}.{suffix}"
 
 
 @functools.cache

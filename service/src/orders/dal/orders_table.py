@@ -7,7 +7,10 @@ or record an attachment twice. Reads are strongly consistent: a client polling r
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import re
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +25,16 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SUBMISSION_TTL_SECONDS = 24 * 60 * 60
+# The outbox's sparse index (docs/decisions/0023-idempotency-and-outbox.md): a few shards, so that a burst of
+# new orders does not write one index partition key.
+UNSENT_INDEX = "unsent"
+UNSENT_SHARD = "unsentShard"
+UNSENT_SHARDS = 8
+
+
+def unsent_shard(order_id: str) -> str:
+    """The index shard of an unsent order, spread by a hash of its id."""
+    return f"unsent#{hashlib.sha256(order_id.encode()).digest()[0] % UNSENT_SHARDS}"
 
 
 @functools.cache
@@ -48,7 +61,8 @@ def _order_from_item(values: dict[str, Any]) -> Order:
     )
     request = OrderRequest(customer_id=values["customerId"], items=items, currency=values["currency"])
     attachments = tuple(
-        {**attachment, "size": int(attachment["size"])} for attachment in values.get("attachments", [])
+        Attachment(key=entry["key"], size=int(entry["size"]), content_type=entry.get("contentType"))
+        for entry in values.get("attachments", [])
     )
     return Order(
         order_id=values["orderId"],
@@ -59,6 +73,19 @@ def _order_from_item(values: dict[str, Any]) -> Order:
         attachments=attachments,
         enqueued=bool(values.get("enqueued", False)),
     )
+
+
+def _first_cancellation_reason(response: Any) -> str | None:
+    """The code for the transaction's first item (the claim): `CancellationReasons`, else the message.
+
+    DynamoDB's message lists the codes in order ("... reasons [ConditionalCheckFailed, None]"); AWS
+    documents `CancellationReasons` as set for Java only, so the message is the fallback.
+    """
+    reasons = response.get("CancellationReasons") or []
+    if reasons:
+        return str(reasons[0].get("Code"))
+    listed = re.search(r"\[([^\]]*)\]", str(response.get("Error", {}).get("Message", "")))
+    return listed.group(1).split(",")[0].strip() if listed else None
 
 
 def _now() -> str:
@@ -88,6 +115,8 @@ class DynamoOrderRepository:
                 **order.request.to_dict(),
                 "total": order.request.total,
                 "enqueued": order.enqueued,
+                # The outbox mark: only unsent orders carry it, so the `unsent` index is sparse.
+                UNSENT_SHARD: None if order.enqueued else unsent_shard(order.order_id),
             }
         )
         if submission is None:
@@ -112,7 +141,10 @@ class DynamoOrderRepository:
                         "Put": {
                             "TableName": self._idempotency_table,
                             "Item": claim,
-                            "ConditionExpression": "attribute_not_exists(id)",
+                            # TTL deletes an expired claim only eventually (within days): until then
+                            # the item is still there, so an expired one counts as free here.
+                            "ConditionExpression": "attribute_not_exists(id) OR expiration < :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}},
                         }
                     },
                     {
@@ -124,8 +156,12 @@ class DynamoOrderRepository:
                     },
                 ]
             )
-        except self.client.exceptions.TransactionCanceledException:
-            raise SubmissionExistsError(submission.key) from None
+        except self.client.exceptions.TransactionCanceledException as error:
+            # Only the claim's own condition means "already claimed"; throttling, a conflict with a
+            # concurrent transaction or a failed order condition are errors, not a replay.
+            if _first_cancellation_reason(error.response) == "ConditionalCheckFailed":
+                raise SubmissionExistsError(submission.key) from None
+            raise
 
     def find_submission(self, *, key: str) -> Submission | None:
         """The live claim on `key`; claims past their TTL count as gone even before DynamoDB deletes them."""
@@ -147,13 +183,31 @@ class DynamoOrderRepository:
         return _order_from_item(_from_item(response["Item"])) if "Item" in response else None
 
     def mark_enqueued(self, *, order_id: str) -> None:
-        """Flag the order's message as sent."""
-        self.client.update_item(
-            TableName=self._orders_table,
-            Key={"orderId": {"S": order_id}},
-            UpdateExpression="SET enqueued = :true",
-            ExpressionAttributeValues={":true": {"BOOL": True}},
-        )
+        """Flag the order's message as sent; never creates an item (update_item would, unconditioned)."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self._orders_table,
+                Key={"orderId": {"S": order_id}},
+                UpdateExpression=f"SET enqueued = :true REMOVE {UNSENT_SHARD}",
+                ConditionExpression="attribute_exists(orderId)",
+                ExpressionAttributeValues={":true": {"BOOL": True}},
+            )
+
+    def unsent_orders(self, *, created_before: str, limit: int) -> list[Order]:
+        """Query every shard of the sparse `unsent` index; the index projects whole orders."""
+        found: list[Order] = []
+        for shard in range(UNSENT_SHARDS):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self._orders_table,
+                IndexName=UNSENT_INDEX,
+                KeyConditionExpression=f"{UNSENT_SHARD} = :shard AND createdAt < :before",
+                ExpressionAttributeValues=_to_item({":shard": f"unsent#{shard}", ":before": created_before}),
+                PaginationConfig={"MaxItems": limit - len(found)},
+            )
+            found += [_order_from_item(_from_item(item)) for page in pages for item in page.get("Items", [])]
+            if len(found) >= limit:
+                break
+        return sorted(found, key=lambda order: order.created_at)[:limit]
 
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         """PENDING -> status, conditionally; a final order stays as it is."""
@@ -170,22 +224,35 @@ class DynamoOrderRepository:
             ExpressionAttributeValues=_to_item(values),
         )
 
-    def add_attachment(self, *, order_id: str, attachment: Attachment) -> WriteOutcome:
-        """Append to `attachments` unless `attachmentKeys` already holds the key."""
-        return self._conditional_update(
-            order_id=order_id,
-            UpdateExpression="SET attachments = list_append(if_not_exists(attachments, :empty), :new) "
-            "ADD attachmentKeys :keys",
-            ConditionExpression="attribute_exists(orderId) AND NOT contains(attachmentKeys, :key)",
-            ExpressionAttributeValues=_to_item(
-                {
-                    ":empty": [],
-                    ":new": [attachment.to_dict()],
-                    ":keys": {attachment.key},
-                    ":key": attachment.key,
-                }
-            ),
-        )
+    def add_attachment(self, *, order_id: str, attachment: Attachment, limit: int) -> WriteOutcome:
+        """Append to `attachments` unless `attachmentKeys` holds the key or the order is full."""
+        try:
+            self.client.update_item(
+                TableName=self._orders_table,
+                Key={"orderId": {"S": order_id}},
+                UpdateExpression="SET attachments = list_append(if_not_exists(attachments, :empty), :new) "
+                "ADD attachmentKeys :keys",
+                ConditionExpression="attribute_exists(orderId) AND NOT contains(attachmentKeys, :key) "
+                "AND (attribute_not_exists(attachments) OR size(attachments) < :limit)",
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":empty": [],
+                        ":new": [attachment.to_dict()],
+                        ":keys": {attachment.key},
+                        ":key": attachment.key,
+                        ":limit": limit,
+                    }
+                ),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            order = self.client.get_item(
+                TableName=self._orders_table, Key={"orderId": {"S": order_id}}, ConsistentRead=True
+            ).get("Item")
+            if order is None:
+                return WriteOutcome.ORDER_MISSING
+            recorded = _from_item(order).get("attachmentKeys", set())
+            return WriteOutcome.ALREADY_DONE if attachment.key in recorded else WriteOutcome.LIMIT_REACHED
+        return WriteOutcome.WRITTEN
 
     def _conditional_update(self, *, order_id: str, **update: Any) -> WriteOutcome:
         key = {"orderId": {"S": order_id}}

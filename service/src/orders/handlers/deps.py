@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING
 from orders.settings import get_settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from orders.logic.ports import (
+        ApiClient,
         AttachmentStorage,
+        FormPoster,
         FunctionInvoker,
         HookReporter,
         OrderQueue,
@@ -52,6 +56,14 @@ def attachment_storage() -> AttachmentStorage:
 
 
 @functools.cache
+def idempotency_store() -> DynamoDBPersistenceLayer:
+    """Powertools idempotency on IDEMPOTENCY_TABLE_NAME, for the worker's per-message idempotency."""
+    from orders.dal.idempotency import persistence_layer  # noqa: PLC0415 - see module docstring
+
+    return persistence_layer(table_name=get_settings().require("idempotency_table_name"))
+
+
+@functools.cache
 def function_invoker() -> FunctionInvoker:
     """Lambda, for the PreTraffic hook."""
     from orders.dal.deployment import LambdaInvoker  # noqa: PLC0415 - see module docstring
@@ -65,6 +77,23 @@ def hook_reporter() -> HookReporter:
     from orders.dal.deployment import CodeDeployHookReporter  # noqa: PLC0415 - see module docstring
 
     return CodeDeployHookReporter()
+
+
+@functools.cache
+def api_client() -> ApiClient:
+    """The service's own API (API_URL), SigV4-signed, for the staging traffic function."""
+    from orders.dal.api_client import SignedApiClient  # noqa: PLC0415 - see module docstring
+
+    settings = get_settings()
+    return SignedApiClient(base_url=settings.require("api_url"), region=settings.require("region"))
+
+
+@functools.cache
+def form_poster() -> FormPoster:
+    """Multipart uploads to presigned S3 POSTs, for the staging traffic function."""
+    from orders.dal.api_client import MultipartFormPoster  # noqa: PLC0415 - see module docstring
+
+    return MultipartFormPoster()
 
 
 def new_id() -> str:

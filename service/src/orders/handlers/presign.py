@@ -8,22 +8,21 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.handlers import deps
-from orders.handlers.http import build_resolver, json_response
+from orders.handlers.http import Request, Route, json_response, serve
 from orders.logic.attachments import presign_attachment
 from orders.models.validation import check_order_id, parse_attachment_request
 from orders.observability import logger, traced
 
-app = build_resolver()
+ROUTE = Route(method="POST", resource="/orders/{orderId}/attachments")
 
 
-@app.post("/orders/<orderId>/attachments")
-def presign(orderId: str) -> Any:  # noqa: N803 - the path parameter's name in the contract
+def presign(request: Request) -> dict[str, Any]:
     """201 with `url`, `fields`, `key` and `expiresIn`; 404 for an unknown order."""
-    order_id = check_order_id(orderId)
-    request = parse_attachment_request(app.current_event.decoded_body)
+    order_id = check_order_id(request.path_parameters.get("orderId", ""))
+    attachment = parse_attachment_request(request.json_body())
     body = presign_attachment(
         order_id=order_id,
-        request=request,
+        request=attachment,
         repository=deps.order_repository(),
         storage=deps.attachment_storage(),
         new_attachment_id=deps.new_id,
@@ -35,4 +34,4 @@ def presign(orderId: str) -> Any:  # noqa: N803 - the path parameter's name in t
 @traced
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
-    return app.resolve(event, context)
+    return serve(event, ROUTE, presign)

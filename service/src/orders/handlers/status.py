@@ -8,18 +8,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orders.handlers import deps
-from orders.handlers.http import build_resolver, json_response
+from orders.handlers.http import Request, Route, json_response, serve
 from orders.logic.orders import get_order
 from orders.models.validation import check_order_id
 from orders.observability import logger, traced
 
-app = build_resolver()
+ROUTE = Route(method="GET", resource="/orders/{orderId}")
 
 
-@app.get("/orders/<orderId>")
-def status(orderId: str) -> Any:  # noqa: N803 - the path parameter's name in the contract
+def status(request: Request) -> dict[str, Any]:
     """200 with the order; 400 for a malformed id, 404 for an unknown one."""
-    order = get_order(order_id=check_order_id(orderId), repository=deps.order_repository())
+    order_id = check_order_id(request.path_parameters.get("orderId", ""))
+    order = get_order(order_id=order_id, repository=deps.order_repository())
     return json_response(200, order.to_response())
 
 
@@ -27,4 +27,4 @@ def status(orderId: str) -> Any:  # noqa: N803 - the path parameter's name in th
 @traced
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
-    return app.resolve(event, context)
+    return serve(event, ROUTE, status)

@@ -1,10 +1,16 @@
 """SQS worker (ProcessOrdersFunction): decide each order, once, and report partial failures.
 
-A record fails alone (and, after maxReceiveCount, lands in the DLQ) when its body is not
-an order (PoisonMessageError) or its order does not exist. The batch is processed with
-`raise_on_entire_batch_failure=False`: a batch of poison only is reported through
-batchItemFailures, not as a function error, so poison shows in the DLQ alarm and never
-rolls back a good release through the canary's error alarm.
+A record fails alone (retried, then after maxReceiveCount in the DLQ). Two kinds of failure:
+
+* poison: the body is not an order, or its order does not exist (PoisonMessageError), or a
+  duplicate delivery of the same order is still in progress. Quiet: a log line, the DLQ alarm.
+* anything else (AccessDenied, a throttled table, a bug): unexpected. Besides failing the
+  record, it publishes `RecordFailures` with this function version as a dimension. A partial
+  batch response never counts in Lambda's `Errors`, so that metric is what the worker's
+  deployment alarm and the bake watch (docs/decisions/0020-per-version-record-failures.md).
+
+The batch is processed with `raise_on_entire_batch_failure=False`: a batch of poison only is
+reported through batchItemFailures, not as a function error.
 Each message is idempotent on its `orderId` (Powertools idempotency, DynamoDB).
 """
 
@@ -18,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orders.dal.idempotency import persistence_layer
 from orders.handlers import deps
 from orders.logic.processing import process_order
+from orders.models.errors import PoisonMessageError
 from orders.models.message import decode_order_message, parse_message_body
 from orders.models.order import OrderStatus
-from orders.observability import logger, metrics, traced
+from orders.observability import count_record_failure, logger, metrics, traced
 from orders.settings import get_settings
 
 if TYPE_CHECKING:
@@ -57,6 +63,8 @@ class BatchMachinery:
     process: Callable[..., dict[str, Any]]
     processor: BatchProcessor
     process_partial_response: Callable[..., Any]
+    # Failures that are part of normal operation: they fail the record quietly.
+    expected_failures: tuple[type[Exception], ...]
 
 
 @functools.cache
@@ -75,22 +83,33 @@ def batch_machinery() -> BatchMachinery:
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
+        IdempotencyAlreadyInProgressError,
+    )
 
     config = IdempotencyConfig(
         event_key_jmespath="orderId", raise_on_no_idempotency_key=True, hash_function="sha256"
     )
-    store = persistence_layer(table_name=get_settings().require("idempotency_table_name"))
-    process = idempotent_function(data_keyword_argument="message", persistence_store=store, config=config)(
-        process_message
-    )
+    process = idempotent_function(
+        data_keyword_argument="message", persistence_store=deps.idempotency_store(), config=config
+    )(process_message)
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return BatchMachinery(config, process, processor, process_partial_response)
+    expected = (PoisonMessageError, IdempotencyAlreadyInProgressError)
+    return BatchMachinery(config, process, processor, process_partial_response, expected)
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    """One SQS record: poison raises before idempotency is even consulted."""
-    message = parse_message_body(record.body)
-    return batch_machinery().process(message=message)
+    """One SQS record: poison raises before idempotency is even consulted; the unexpected is counted."""
+    machinery = batch_machinery()
+    try:
+        return machinery.process(message=parse_message_body(record.body))
+    except machinery.expected_failures as failure:
+        logger.info("Record failed", message_id=record.message_id, reason=str(failure))
+        raise
+    except Exception:
+        count_record_failure()
+        logger.exception("Record failed unexpectedly", message_id=record.message_id)
+        raise
 
 
 @logger.inject_lambda_context

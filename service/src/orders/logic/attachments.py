@@ -15,11 +15,14 @@ from urllib.parse import unquote_plus
 
 from orders.logic.ports import AttachmentStorage, OrderRepository, WriteOutcome
 from orders.models import schema
-from orders.models.errors import OrderNotFoundError
+from orders.models.errors import AttachmentLimitError, OrderNotFoundError
 from orders.models.order import Attachment, AttachmentRequest
 
 UPLOAD_EXPIRES_IN_SECONDS = 300
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+# Each recorded attachment costs the order item ~0.6 KB (the entry and its key in attachmentKeys);
+# 50 keep an order far below DynamoDB's 400 KB item limit (docs/decisions/0024-*.md).
+MAX_ATTACHMENTS_PER_ORDER = 50
 
 _KEY_PATTERN = re.compile(
     r"orders/(?P<order_id>[0-9a-f-]{36})/attachments/(?P<attachment_id>[0-9a-f-]{36})/(?P<file_name>[^/]+)"
@@ -40,8 +43,14 @@ def presign_attachment(
     new_attachment_id: Callable[[], str],
 ) -> dict[str, Any]:
     """The `201` body: presigned `url` and `fields`, the `key` and `expiresIn`; 404 for no order."""
-    if repository.get_order(order_id=order_id) is None:
+    order = repository.get_order(order_id=order_id)
+    if order is None:
         raise OrderNotFoundError(f"Order {order_id} does not exist")
+    if len(order.attachments) >= MAX_ATTACHMENTS_PER_ORDER:
+        raise AttachmentLimitError(
+            f"Order {order_id} has {MAX_ATTACHMENTS_PER_ORDER} attachments, the most it may hold",
+            errors=[f"path.orderId: at most {MAX_ATTACHMENTS_PER_ORDER} attachments per order"],
+        )
     key = attachment_key(order_id=order_id, attachment_id=new_attachment_id(), file_name=request.file_name)
     post = storage.presign_upload(
         key=key,
@@ -76,4 +85,6 @@ def record_attachment(*, upload: UploadedObject, repository: OrderRepository) ->
     if match is None or not re.fullmatch(schema.ORDER_ID_PATTERN, match["order_id"]):
         return None
     attachment = Attachment(key=key, size=upload.size, content_type=content_type_for(match["file_name"]))
-    return repository.add_attachment(order_id=match["order_id"], attachment=attachment)
+    return repository.add_attachment(
+        order_id=match["order_id"], attachment=attachment, limit=MAX_ATTACHMENTS_PER_ORDER
+    )

@@ -2,8 +2,9 @@
 
 The events live in the package (`orders/canary_events/<name>.json`) so they ship in the zip.
 Each one exercises init and the handler without side effects: an invalid order (4xx,
-nothing written), an unknown order id (404), an empty SQS batch, an `s3:TestEvent`.
-`<name>` is the handler module name (submit, status, presign, worker, attach) or the
+nothing written), an unknown order id (404), an empty SQS batch, an SQS batch holding an
+`s3:TestEvent`, a scheduled event (the sweeper's only effect is its job: sending unsent orders).
+`<name>` is the handler module name (submit, status, presign, worker, attach, sweeper) or the
 function's logical id in the template (SubmitOrderFunction, ...), see LOGICAL_IDS.
 """
 
@@ -30,12 +31,12 @@ def _is_not_found(payload: Any) -> bool:
     return _status_code(payload) == 404
 
 
+def _is_sweep_result(payload: Any) -> bool:
+    return isinstance(payload, dict) and isinstance(payload.get("resent"), int)
+
+
 def _is_empty_batch_response(payload: Any) -> bool:
     return isinstance(payload, dict) and payload.get("batchItemFailures") == [] and len(payload) == 1
-
-
-def _anything(payload: Any) -> bool:
-    return True
 
 
 EXPECTATIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
@@ -43,7 +44,8 @@ EXPECTATIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "status": ("a 404 answer", _is_not_found),
     "presign": ("a 404 answer", _is_not_found),
     "worker": ('{"batchItemFailures": []}', _is_empty_batch_response),
-    "attach": ("no function error", _anything),
+    "attach": ('{"batchItemFailures": []}', _is_empty_batch_response),
+    "sweeper": ('{"resent": <count>, ...}', _is_sweep_result),
 }
 
 
@@ -54,6 +56,7 @@ LOGICAL_IDS: dict[str, str] = {
     "PresignAttachmentFunction": "presign",
     "ProcessOrdersFunction": "worker",
     "RecordAttachmentFunction": "attach",
+    "SweepUnsentOrdersFunction": "sweeper",
 }
 
 

@@ -32,6 +32,7 @@ class WriteOutcome(enum.StrEnum):
     WRITTEN = "written"
     ALREADY_DONE = "already-done"
     ORDER_MISSING = "order-missing"
+    LIMIT_REACHED = "limit-reached"
 
 
 class OrderRepository(Protocol):
@@ -47,13 +48,16 @@ class OrderRepository(Protocol):
         """The order, or None."""
 
     def mark_enqueued(self, *, order_id: str) -> None:
-        """Record that the order's message was sent."""
+        """Record that the order's message was sent (clears the unsent mark)."""
+
+    def unsent_orders(self, *, created_before: str, limit: int) -> list[Order]:
+        """Orders created before `created_before` whose message was never sent, oldest first."""
 
     def finalize_order(self, *, order_id: str, status: OrderStatus, reason: str | None) -> WriteOutcome:
         """Move a PENDING order to a final status; only PENDING orders change."""
 
-    def add_attachment(self, *, order_id: str, attachment: Attachment) -> WriteOutcome:
-        """Append an attachment once per key."""
+    def add_attachment(self, *, order_id: str, attachment: Attachment, limit: int) -> WriteOutcome:
+        """Append an attachment once per key, while the order has fewer than `limit`."""
 
 
 class OrderQueue(Protocol):
@@ -92,3 +96,25 @@ class HookReporter(Protocol):
 
     def report(self, *, deployment_id: str, execution_id: str, succeeded: bool) -> None:
         """Report Succeeded or Failed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiAnswer:
+    """An HTTP answer: the status code and the JSON body (None when the body is not JSON)."""
+
+    status: int
+    body: Any
+
+
+class ApiClient(Protocol):
+    """The service's own API, called the way a client calls it (SigV4-signed)."""
+
+    def call(self, *, method: str, path: str, body: dict[str, Any] | None = None) -> ApiAnswer:
+        """One request; the answer whatever its status."""
+
+
+class FormPoster(Protocol):
+    """Posts a multipart form, as a browser uploads to a presigned S3 POST."""
+
+    def post(self, *, url: str, fields: dict[str, str], file_name: str, content: bytes) -> int:
+        """Upload `content` as the form's file; the HTTP status."""

@@ -5,9 +5,11 @@ How the key works: the key is claimed with a conditional put in the *idempotency
 same DynamoDB transaction that writes the PENDING order. So a key is claimed if and only
 if its order exists. The idempotency table is used rather than the orders table so that
 claims expire with its TTL (`expiration`, 24 h) and never show up as orders.
-A retry with the same key and body returns the first order; if the first attempt died
-between the write and the SQS send (`enqueued` still false), the retry finishes the send.
-A different body under the same key is a 409.
+A retry with the same key and body returns the first order; if the first attempt's send failed
+(`enqueued` still false), the retry tries the send again. Either way the outbox sweeper
+(`logic/outbox.py`) sends every order left unsent, with or without a key.
+A different body under the same key is a 409 that names no order. Keys are per caller
+(`claim_key`), and a claim past its expiry is free even before TTL deletes it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from orders.logic.ports import OrderQueue, OrderRepository, Submission, SubmissionExistsError
 from orders.models.errors import IdempotencyConflictError
@@ -29,18 +32,37 @@ class SubmitResult:
 
     order: Order
     created: bool
+    # False when the send failed: the order is stored and the outbox sweeper sends it.
+    sent: bool = True
 
 
 def body_hash(request: OrderRequest) -> str:
-    """A hash of the request that ignores key order and whitespace in the client's JSON."""
-    canonical = json.dumps(request.to_dict(), sort_keys=True, default=str, separators=(",", ":"))
+    """A hash of the request that ignores key order, whitespace and trailing zeros (9.99 = 9.990)."""
+    canonical = json.dumps(
+        request.to_dict(), sort_keys=True, default=_canonical_number, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_number(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value.normalize())
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def claim_key(*, caller: str, key: str) -> str:
+    """An Idempotency-Key is the caller's own: two callers' equal keys are two claims.
+
+    The caller (the IAM principal API Gateway authenticated) is hashed to keep the item key short.
+    """
+    return f"{hashlib.sha256(caller.encode()).hexdigest()[:32]}#{key}"
 
 
 def submit_order(
     *,
     request: OrderRequest,
     idempotency_key: str | None,
+    caller: str,
     repository: OrderRepository,
     queue: OrderQueue,
     new_order_id: Callable[[], str],
@@ -51,13 +73,14 @@ def submit_order(
     order = Order(order_id=new_order_id(), request=request, status=OrderStatus.PENDING, created_at=now())
     submission = None
     if idempotency_key is not None:
-        submission = Submission(key=idempotency_key, order_id=order.order_id, body_hash=digest)
+        key = claim_key(caller=caller, key=idempotency_key)
+        submission = Submission(key=key, order_id=order.order_id, body_hash=digest)
     try:
         repository.create_order(order=order, submission=submission)
     except SubmissionExistsError as claimed:
         return _replay(key=claimed.key, digest=digest, repository=repository, queue=queue)
-    _enqueue(order=order, repository=repository, queue=queue)
-    return SubmitResult(order=order, created=True)
+    sent = _enqueue(order=order, repository=repository, queue=queue)
+    return SubmitResult(order=order, created=True, sent=sent)
 
 
 def _replay(*, key: str, digest: str, repository: OrderRepository, queue: OrderQueue) -> SubmitResult:
@@ -70,14 +93,29 @@ def _replay(*, key: str, digest: str, repository: OrderRepository, queue: OrderQ
     if submission.body_hash != digest:
         raise IdempotencyConflictError(
             "Idempotency-Key was already used with a different request body: use a new key",
-            errors=[f"header.Idempotency-Key: already used for order {submission.order_id}"],
+            errors=["header.Idempotency-Key: already used for another request body"],
         )
-    if not order.enqueued:
-        _enqueue(order=order, repository=repository, queue=queue)
-    return SubmitResult(order=order, created=False)
+    sent = order.enqueued or _enqueue(order=order, repository=repository, queue=queue)
+    return SubmitResult(order=order, created=False, sent=sent)
 
 
-def _enqueue(*, order: Order, repository: OrderRepository, queue: OrderQueue) -> None:
-    body = encode_order_message(order_id=order.order_id, request=order.request)
-    queue.send(order_id=order.order_id, body=body)
+def _enqueue(*, order: Order, repository: OrderRepository, queue: OrderQueue) -> bool:
+    """Send the order's message; False when the send failed and the outbox sweeper will send it.
+
+    The order is stored before the send and marked unsent until `mark_enqueued`: whatever fails
+    here (the queue, the network, this process), `logic/outbox.py` sends it later, so the 202 the
+    client gets still means the order will be decided (docs/decisions/0023-idempotency-and-outbox.md).
+    """
+    try:
+        send_order(order=order, queue=queue)
+    except Exception:  # the outbox owns the retry: the order is stored and marked unsent
+        return False
     repository.mark_enqueued(order_id=order.order_id)
+    return True
+
+
+def send_order(*, order: Order, queue: OrderQueue) -> None:
+    """Send the one message that makes the worker decide this order."""
+    queue.send(
+        order_id=order.order_id, body=encode_order_message(order_id=order.order_id, request=order.request)
+    )

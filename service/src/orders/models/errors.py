@@ -20,12 +20,20 @@ class PayloadTooLargeError(OrdersError):
     """The request body is over the size limit (HTTP 413)."""
 
 
+class UnsupportedMediaTypeError(OrdersError):
+    """The request body is not in a content type the API takes (HTTP 415)."""
+
+
 class OrderNotFoundError(OrdersError):
     """No order has this id (HTTP 404)."""
 
 
 class IdempotencyConflictError(OrdersError):
     """An Idempotency-Key was reused with a different body (HTTP 409)."""
+
+
+class AttachmentLimitError(OrdersError):
+    """The order has as many attachments as it may hold (HTTP 409)."""
 
 
 class PoisonMessageError(OrdersError):

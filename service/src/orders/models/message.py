@@ -14,7 +14,7 @@ from typing import Any
 from orders.models import schema
 from orders.models.errors import PoisonMessageError
 from orders.models.order import OrderItem, OrderRequest
-from orders.models.validation import schema_errors
+from orders.models.validation import canonical_price, parse_json, price_errors, schema_errors
 
 
 def encode_order_message(*, order_id: str, request: OrderRequest) -> str:
@@ -27,8 +27,8 @@ def encode_order_message(*, order_id: str, request: OrderRequest) -> str:
 def parse_message_body(body: str) -> dict[str, Any]:
     """The message as a dict with an order id; PoisonMessageError when it is not one."""
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = parse_json(body)
+    except ValueError:  # NaN, Infinity and too-deep nesting included: all poison
         raise PoisonMessageError("Message body is not JSON") from None
     if not isinstance(data, dict) or not re.fullmatch(schema.ORDER_ID_PATTERN, str(data.get("orderId"))):
         raise PoisonMessageError("Message has no valid orderId")
@@ -43,10 +43,12 @@ def decode_order_message(data: dict[str, Any]) -> tuple[str, OrderRequest]:
     except (KeyError, TypeError, InvalidOperation):
         raise PoisonMessageError("Message items are malformed") from None
     errors = schema_errors(order, schema.ORDER_REQUEST_SCHEMA, path="message")
+    if not errors:
+        errors = price_errors(order["items"], path="message")
     if errors:
         raise PoisonMessageError("Message is not a valid order", errors=errors)
     items = tuple(
-        OrderItem(sku=item["sku"], quantity=item["quantity"], unit_price=item["unitPrice"])
+        OrderItem(sku=item["sku"], quantity=item["quantity"], unit_price=canonical_price(item["unitPrice"]))
         for item in order["items"]
     )
     return data["orderId"], OrderRequest(

@@ -60,7 +60,7 @@ class Order:
     status: OrderStatus
     created_at: str
     reason: str | None = None
-    attachments: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    attachments: tuple[Attachment, ...] = field(default_factory=tuple)
     # False between the DynamoDB write and the SQS send: a retry with the same
     # Idempotency-Key then finishes the send instead of leaving the order PENDING forever.
     enqueued: bool = False
@@ -73,7 +73,7 @@ class Order:
             "createdAt": self.created_at,
             **self.request.to_dict(),
             "total": self.request.total,
-            "attachments": list(self.attachments),
+            "attachments": [attachment.to_dict() for attachment in self.attachments],
         }
         if self.reason is not None:
             body["reason"] = self.reason

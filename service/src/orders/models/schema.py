@@ -14,6 +14,12 @@ MAX_ITEMS: Final = 25
 MAX_QUANTITY: Final = 1000
 MAX_UNIT_PRICE: Final = 100_000
 
+# Prices must be storable in DynamoDB (at most 38 significant digits, magnitude 1E-130 to 9.99E+125)
+# and so must every total: a price has at most PRICE_DECIMAL_PLACES decimal places, so with the
+# limits above a total has at most 16 significant digits. API Gateway's draft-04 models cannot
+# say this, so `models/validation.py` checks it after the schema (docs/decisions/0022-*.md).
+PRICE_DECIMAL_PLACES: Final = 6
+
 ORDER_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,128}$"
 

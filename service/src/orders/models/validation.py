@@ -16,6 +16,8 @@ from orders.models import schema
 from orders.models.errors import InvalidRequestError, PayloadTooLargeError
 from orders.models.order import AttachmentRequest, OrderItem, OrderRequest
 
+_PRICE_QUANTUM = Decimal(1).scaleb(-schema.PRICE_DECIMAL_PLACES)
+
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
     "array": (list,),
@@ -70,6 +72,8 @@ def _string_errors(value: str, rules: dict[str, Any], *, path: str) -> list[str]
 
 
 def _number_errors(value: int | Decimal, rules: dict[str, Any], *, path: str) -> list[str]:
+    if isinstance(value, Decimal) and not value.is_finite():
+        return [f"{path}: must be a finite number"]
     if "minimum" in rules:
         if rules.get("exclusiveMinimum") and value <= rules["minimum"]:
             return [f"{path}: must be greater than {rules['minimum']}"]
@@ -84,6 +88,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+def parse_json(raw: str) -> Any:
+    """JSON with Decimal numbers; ValueError otherwise (NaN, Infinity and too-deep nesting included)."""
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:
+        # A body under the size limit can nest deeper than the parser's recursion limit.
+        raise ValueError("nested too deeply") from None
+
+
 def load_json_body(body: str | None) -> Any:
     """Parse a request body: 413 when oversized, 400 when it is not JSON. Numbers become Decimal."""
     raw = body or ""
@@ -92,13 +105,35 @@ def load_json_body(body: str | None) -> Any:
             "Request body is too large", errors=[f"body: must be at most {schema.MAX_BODY_BYTES} bytes"]
         )
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+        return parse_json(raw)
     except ValueError as error:  # JSONDecodeError is a ValueError
+        # The decoder's message names a position, never the input: the error body stays small.
         raise InvalidRequestError("Request body is not valid JSON", errors=[f"body: {error}"]) from None
+
+
+def price_errors(items: list[dict[str, Any]], *, path: str = "body") -> list[str]:
+    """Prices with more decimal places than the service stores (see schema.PRICE_DECIMAL_PLACES)."""
+    errors = []
+    for index, item in enumerate(items):
+        price = Decimal(item["unitPrice"])
+        # Exact comparison: 1e-200 or a 40-digit price differs from itself rounded to the places kept.
+        if price != price.quantize(_PRICE_QUANTUM):
+            errors.append(
+                f"{path}.items[{index}].unitPrice: must have at most "
+                f"{schema.PRICE_DECIMAL_PLACES} decimal places"
+            )
+    return errors
+
+
+def canonical_price(value: int | Decimal) -> Decimal:
+    """The price without trailing zeros: 9.990 and 9.99 are one price, stored and hashed alike."""
+    return Decimal(value).normalize()
 
 
 def _check(value: Any, rules: dict[str, Any]) -> None:
     errors = schema_errors(value, rules)
+    if not errors and rules is schema.ORDER_REQUEST_SCHEMA:
+        errors = price_errors(value["items"])
     if errors:
         raise InvalidRequestError("Request body is invalid", errors=errors)
 
@@ -108,7 +143,7 @@ def parse_order_request(body: str | None) -> OrderRequest:
     data = load_json_body(body)
     _check(data, schema.ORDER_REQUEST_SCHEMA)
     items = tuple(
-        OrderItem(sku=item["sku"], quantity=item["quantity"], unit_price=Decimal(item["unitPrice"]))
+        OrderItem(sku=item["sku"], quantity=item["quantity"], unit_price=canonical_price(item["unitPrice"]))
         for item in data["items"]
     )
     return OrderRequest(customer_id=data["customerId"], items=items, currency=data["currency"])

@@ -1,0 +1,42 @@
+"""A worker release that fails every order trips its deployment alarm offline, as it would on AWS.
+
+The fault: the idempotency table the worker writes through is gone (as with AccessDenied, a
+deleted table or a bug), so every record fails while the invocation still succeeds with a
+partial batch response, which Lambda's `Errors` never counts.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.service.conftest import Service
+
+DEADLINE_SECONDS = 60
+RECORD_FAILURES_ALARM = "ProcessOrdersRecordFailuresAlarm"
+ERRORS_ALARM = "ProcessOrdersErrorsAlarm"
+
+
+def _order() -> dict[str, object]:
+    return {
+        "customerId": "c-1",
+        "currency": "EUR",
+        "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 5}],
+    }
+
+
+def test_a_worker_that_cannot_write_trips_its_record_failure_alarm_but_not_errors(service: Service) -> None:
+    dynamodb = service.client("dynamodb")
+    idempotency = service.environment.stack.resolver.refs["IdempotencyTable"]
+    dynamodb.delete_table(TableName=idempotency)
+    evaluator, problems = service.environment.alarm_evaluator()
+    assert not [problem for problem in problems if "ProcessOrders" in problem], problems
+
+    response = service.submit(_order())
+    assert response.status_code == 202, response.text
+
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline and RECORD_FAILURES_ALARM not in evaluator.in_alarm():
+        evaluator.evaluate()
+        time.sleep(0.2)  # polling the alarm evaluator, bounded by the deadline above
+    assert RECORD_FAILURES_ALARM in evaluator.in_alarm(), evaluator.states
+    assert evaluator.states[ERRORS_ALARM] != "ALARM"
