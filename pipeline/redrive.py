@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import ConfigError, PipelineConfig
+from pipeline.preflight import NO_CREDENTIALS
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 LOCAL = "local"
@@ -260,7 +261,12 @@ def check_account(session: Any, target: Target) -> None:
     """On AWS the caller must be signed in to the environment's account, or the stack would look absent."""
     if target.local:
         return
-    account = session.client("sts").get_caller_identity()["Account"]
+    from botocore.exceptions import NoCredentialsError  # noqa: PLC0415 - only when it talks to AWS
+
+    try:
+        account = session.client("sts").get_caller_identity()["Account"]
+    except NoCredentialsError as error:
+        raise RedriveError(NO_CREDENTIALS) from error
     if account != target.account:
         raise RedriveError(
             f"signed in to account {account}, but {target.environment} is account {target.account}: "

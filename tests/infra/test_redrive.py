@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import NoCredentialsError
 from moto.server import ThreadedMotoServer
 
 from pipeline import redrive
@@ -237,3 +238,16 @@ def test_aws_redrive_signed_in_to_another_account_is_refused(cloud: Any) -> None
         redrive.RedriveError, match="signed in to account 123456789012, but staging is account"
     ):
         redrive.redrive(_aws_target(account="222222222222"), queue="", session_factory=lambda _: session)
+
+
+def test_aws_redrive_without_credentials_says_how_to_sign_in() -> None:
+    class _NoCredentials:
+        def client(self, service: str) -> Any:
+            class _Sts:
+                def get_caller_identity(self) -> dict[str, str]:
+                    raise NoCredentialsError
+
+            return _Sts()
+
+    with pytest.raises(redrive.RedriveError, match="No usable AWS credentials: sign in"):
+        redrive.redrive(_aws_target(), queue="", session_factory=lambda _: _NoCredentials())
