@@ -178,7 +178,7 @@ def choose(pairs: Sequence[QueuePair], *, queue: str, target: Target) -> list[Qu
     waiting = list({pair.dead_letter_arn: pair for pair in named if pair.waiting > 0}.values())
     if not waiting:
         names = ", ".join(sorted({pair.dead_letter_name for pair in named}))
-        raise RedriveError(f"nothing to redrive: {names} holds no messages")
+        raise RedriveError(f"nothing to redrive: no messages in {names}")
     return waiting
 
 

@@ -107,7 +107,7 @@ def test_empty_dead_letter_queues_end_with_one_line_and_a_non_zero_exit(
 
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "nothing to redrive: OrdersDeadLetterQueue holds no messages" in err
+    assert "nothing to redrive: no messages in OrdersDeadLetterQueue" in err
 
 
 def test_a_cloud_without_dead_letter_queues_is_refused(
