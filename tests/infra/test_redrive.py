@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import ClientError, NoCredentialsError
 from moto.server import ThreadedMotoServer
 
 from pipeline import redrive
@@ -126,6 +126,26 @@ def test_a_queue_name_that_matches_no_dead_letter_queue_lists_the_ones_there_are
 
     assert _run(endpoint, "--queue", "Nope") == 2
     assert "choose a part of OrdersDeadLetterQueue" in capsys.readouterr().err
+
+
+def test_a_local_move_that_cannot_send_deletes_nothing(cloud: Any) -> None:
+    sqs = cloud("sqs")
+    _, dead_letter = _queue_pair(sqs, "Orders")
+    sqs.send_message(QueueUrl=dead_letter, MessageBody="order")
+    arn = sqs.get_queue_attributes(QueueUrl=dead_letter, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    gone = dead_letter.replace("OrdersDeadLetterQueue", "DeletedQueue")
+    pair = redrive.QueuePair(
+        dead_letter_url=dead_letter, dead_letter_arn=arn, source_url=gone, source_arn="", waiting=1
+    )
+
+    with pytest.raises(ClientError):
+        redrive.move_messages(sqs, pair)
+
+    counts = sqs.get_queue_attributes(QueueUrl=dead_letter, AttributeNames=["All"])["Attributes"]
+    # Received (hidden for the visibility timeout), never deleted: it comes back.
+    assert counts["ApproximateNumberOfMessagesNotVisible"] == "1"
 
 
 def test_an_unknown_env_is_refused_with_the_environments_to_choose(
