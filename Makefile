@@ -194,6 +194,12 @@ smoke-test: install-integration ## Read-only smoke tests (tests/integration mark
 	@test -n "$${BASE_URL:-}" || { echo "BASE_URL is not set: run make smoke-test BASE_URL=https://<api>/<stage>"; exit 2; }
 	$(TEST_PYTEST) -p no:cacheprovider tests/integration --base-url "$$BASE_URL" -m smoke
 
+# The dead-letter queues of one environment's stack, back to their queues (docs/operations.md).
+.PHONY: redrive
+redrive: install ## Move dead-lettered messages back: ENV=staging|production (AWS) or local (AWS_ENDPOINT_URL=); QUEUE=
+	@test -n "$${ENV:-}" || { echo "ENV is not set: run make redrive ENV=staging (or production, or local)"; exit 2; }
+	python -m pipeline.redrive --env "$$ENV" --queue "$${QUEUE:-}"
+
 # ---------------------------------------------------------------- rehearsal (offline)
 
 .PHONY: local
