@@ -29,8 +29,8 @@ class GuardError(Exception):
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # Fixed git arguments and no shell; git comes from PATH, as the developer runs it.
-    return subprocess.run(  # noqa: S603  # nosec B603 B607
-        ["git", *args],  # noqa: S607
+    return subprocess.run(  # nosec B603 B607
+        ["git", *args],
         cwd=repo,
         capture_output=True,
         text=True,

@@ -57,7 +57,7 @@ class IntrinsicResolver:
                 return handler(argument)
         return {k: self.value(v) for k, v in value.items()}
 
-    def _Ref(self, name: str) -> str:  # noqa: N802 - named after the intrinsic function
+    def _Ref(self, name: str) -> str:  # named after the intrinsic function
         if name in _PSEUDO_PARAMETERS:
             return _PSEUDO_PARAMETERS[name]
         if name in self.parameters:
@@ -71,15 +71,15 @@ class IntrinsicResolver:
             return name.lower()  # a generated bucket name must be lower case to be usable offline
         return name
 
-    def _fn_GetAtt(self, argument: Any) -> str:  # noqa: N802 - named after the intrinsic function
+    def _fn_GetAtt(self, argument: Any) -> str:  # named after the intrinsic function
         parts = argument.split(".", 1) if isinstance(argument, str) else [self.text(a) for a in argument]
         return ".".join(parts)
 
-    def _fn_Join(self, argument: Sequence[Any]) -> str:  # noqa: N802 - named after the intrinsic function
+    def _fn_Join(self, argument: Sequence[Any]) -> str:  # named after the intrinsic function
         separator, parts = argument
         return str(separator).join(self.text(p) for p in parts)
 
-    def _fn_Sub(self, argument: Any) -> str:  # noqa: N802 - named after the intrinsic function
+    def _fn_Sub(self, argument: Any) -> str:  # named after the intrinsic function
         text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
         result = str(text)
         for name, value in variables.items():

@@ -51,7 +51,7 @@ def traffic_steps(config_name: str) -> list[tuple[float, float]]:
         percent, every = int(linear.group(1)), float(linear.group(2))
         steps: list[tuple[float, float]] = []
         weight, minute = percent, 0.0
-        while weight < 100:  # noqa: PLR2004 - percent
+        while weight < 100:  # percent
             steps.append((minute, weight / 100))
             weight += percent
             minute += every
@@ -121,7 +121,7 @@ class TrafficDriver:
     def round(self, *, upload: bool) -> None:
         """One round of requests: every route of the service, once."""
         status, body = self.send("POST", "/orders", SAMPLE_ORDER)
-        order_id = body.get("orderId") if status == 202 and isinstance(body, dict) else None  # noqa: PLR2004
+        order_id = body.get("orderId") if status == 202 and isinstance(body, dict) else None
         self.send("GET", f"/orders/{uuid.uuid4()}")
         if not order_id:
             return
@@ -131,7 +131,7 @@ class TrafficDriver:
             f"/orders/{order_id}/attachments",
             {"fileName": "invoice.pdf", "contentType": "application/pdf"},
         )
-        if upload and status == 201 and isinstance(body, dict) and "url" in body:  # noqa: PLR2004
+        if upload and status == 201 and isinstance(body, dict) and "url" in body:
             self.upload(body)
 
     def send(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
@@ -139,7 +139,7 @@ class TrafficDriver:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         signed = AWSRequest(method=method, url=f"{self.base_url}{path}", data=data, headers=headers)
         SigV4Auth(self.credentials, "execute-api", self.region).add_auth(signed)
-        request = urllib.request.Request(  # noqa: S310 - the local gateway's http URL
+        request = urllib.request.Request(  # the local gateway's http URL
             str(signed.url),
             data=None if data is None else data.encode(),
             headers=dict(signed.headers.items()),
@@ -163,7 +163,7 @@ class TrafficDriver:
             + b"%PDF-1.4 rehearsal\r\n"
             + f"--{boundary}--\r\n".encode()
         )
-        request = urllib.request.Request(  # noqa: S310 - the local cloud's http URL
+        request = urllib.request.Request(  # the local cloud's http URL
             str(upload["url"]),
             data=body,
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},

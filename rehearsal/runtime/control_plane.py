@@ -90,10 +90,10 @@ class _ControlHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stall
     plane: ControlPlane
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:  # the base class's name
         """Quiet: calls are reported through the log sink."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:  # http.server's naming
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)

@@ -17,7 +17,7 @@ BRANCH = FIXTURE_CONTEXT["branch"]
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)  # noqa: S603,S607
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_the_shipped_example_values_are_refused_before_git_is_asked(
 
 
 def _cdk_commands(target: str, *args: str) -> list[str]:
-    dry_run = subprocess.run(  # noqa: S603,S607 - make prints its recipes, runs nothing
+    dry_run = subprocess.run(  # make prints its recipes, runs nothing
         ["make", "-n", target, *args], cwd=ROOT, capture_output=True, text=True, check=True
     )
     return [line for line in dry_run.stdout.splitlines() if line.startswith("cdk ")]
@@ -115,7 +115,7 @@ def test_make_deploy_synthesizes_with_the_same_context_as_the_build() -> None:
 
 
 def test_make_deploy_refuses_context_overrides_with_one_line() -> None:
-    result = subprocess.run(  # noqa: S603,S607
+    result = subprocess.run(
         ["make", "deploy", "CDK_ARGS=-c stagingBakeMinutes=3"],
         cwd=ROOT,
         capture_output=True,

@@ -343,7 +343,7 @@ def _read_until(fd: int, marker: bytes, deadline: float) -> bytes:
 
 def test_the_prompts_work_on_a_real_terminal(root: Path) -> None:
     controller, terminal = os.openpty()
-    process = subprocess.Popen(  # noqa: S603 - fixed arguments
+    process = subprocess.Popen(  # fixed arguments
         [
             sys.executable,
             "-c",

@@ -107,7 +107,7 @@ def test_a_test_that_may_wait_over_two_minutes_is_refused() -> None:
 
 
 def test_against_aws_every_integration_test_is_held_to_its_stated_wait() -> None:
-    listed = subprocess.run(  # noqa: S603 - fixed arguments
+    listed = subprocess.run(  # fixed arguments
         [
             sys.executable,
             "-m",

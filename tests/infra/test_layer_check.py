@@ -60,7 +60,7 @@ def test_ssm_answering_parameter_not_found_means_missing() -> None:
 
 
 def test_make_package_encrypts_with_the_artifact_key_and_uploads_every_time() -> None:
-    dry_run = subprocess.run(  # noqa: S603,S607 - make prints its recipes, runs nothing
+    dry_run = subprocess.run(  # make prints its recipes, runs nothing
         ["make", "-n", "package", "ARTIFACT_BUCKET=bucket", "ARTIFACT_KEY_ID=key"],
         cwd=ROOT,
         capture_output=True,

@@ -127,7 +127,7 @@ def test_bad_context_ends_synth_with_one_line_and_exit_code_2(tmp_path: Path) ->
         "CDK_CONTEXT_JSON": json.dumps({**FIXTURE_CONTEXT, "stagingAccount": "abc"}),
         "CDK_OUTDIR": str(tmp_path),
     }
-    result = subprocess.run(  # noqa: S603 - fixed arguments
+    result = subprocess.run(  # fixed arguments
         [sys.executable, "-m", "pipeline.app"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 2

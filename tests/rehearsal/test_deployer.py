@@ -58,7 +58,7 @@ def test_traffic_steps_follow_the_deployment_configuration() -> None:
     assert traffic_steps("CodeDeployDefault.LambdaAllAtOnce") == [(0.0, 1.0)]
     assert traffic_steps("Canary10Percent5Minutes") == [(0.0, 0.1), (5.0, 1.0)]
     linear = traffic_steps("CodeDeployDefault.LambdaLinear10PercentEvery1Minute")
-    assert linear[0] == (0.0, 0.1) and linear[-1] == (9.0, 1.0) and len(linear) == 10  # noqa: PLR2004
+    assert linear[0] == (0.0, 0.1) and linear[-1] == (9.0, 1.0) and len(linear) == 10
     assert weight_at(linear, 2.5) == pytest.approx(0.3)
     assert weight_at([(1.0, 1.0)], 0.5) == 0.0
     with pytest.raises(UserError, match="not emulated"):

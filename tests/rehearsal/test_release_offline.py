@@ -157,7 +157,7 @@ def _serving(repo: Path, environment: str) -> tuple[int, str]:
                 "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
             },
         )
-        return created, json.dumps(body) if status == 404 else f"{status}: {body}"  # noqa: PLR2004
+        return created, json.dumps(body) if status == 404 else f"{status}: {body}"
     finally:
         deployer.close()
 
@@ -170,7 +170,7 @@ def test_a_good_release_from_a_fresh_state_reaches_production(releases: Releases
     assert summary["environments"]["staging"]["commit"] == releases.good_commit
     created, not_found = _serving(releases.repo, "production")
     assert releases.marker in not_found
-    assert created == 202  # noqa: PLR2004
+    assert created == 202
 
 
 def test_a_faulty_release_is_rolled_back_during_the_staging_canary(releases: Releases) -> None:
@@ -192,4 +192,4 @@ def test_a_faulty_release_is_rolled_back_during_the_staging_canary(releases: Rel
     for environment in ("staging", "production"):
         created, not_found = _serving(releases.repo, environment)
         assert releases.marker in not_found
-        assert created == 202  # noqa: PLR2004
+        assert created == 202
