@@ -19,6 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from rehearsal.base.clock import REAL_TIME
 from rehearsal.runtime.environment import LocalEnvironment, start_environment
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "service" / "template.yaml"
@@ -62,7 +63,7 @@ class Service:
 @pytest.fixture(scope="module")
 def service() -> Iterator[Service]:
     """The service in a fresh local environment, real time (alarm periods are 60 s)."""
-    environment = start_environment(template_path=TEMPLATE, environment="local", time_scale=1.0)
+    environment = start_environment(template_path=TEMPLATE, environment="local", time_scale=REAL_TIME)
     try:
         with requests.Session() as http:
             yield Service(environment=environment, http=http)

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 import requests
 
-from rehearsal.metrics import MetricKey, dimensions
+from rehearsal.alarms.metrics import MetricKey, dimensions
+from rehearsal.base.clock import TimeScale
 from rehearsal.runtime.environment import start_environment
 from tests.service.conftest import TEMPLATE, Service
 
@@ -40,7 +41,9 @@ SCHEDULED_EVENT = Path(__file__).resolve().parents[2] / "service/src/orders/cana
 @pytest.fixture(scope="module")
 def service() -> Iterator[Service]:
     """Time compressed 100x: a failed record is visible again 1.8 s later instead of 180 s."""
-    environment = start_environment(template_path=TEMPLATE, environment="local", time_scale=0.01)
+    environment = start_environment(
+        template_path=TEMPLATE, environment="local", time_scale=TimeScale(seconds_per_minute=0.6)
+    )
     try:
         with requests.Session() as http:
             yield Service(environment=environment, http=http)

@@ -12,6 +12,7 @@ import time
 from tests.service.conftest import Service
 
 DEADLINE_SECONDS = 60
+# Logical ids; the evaluator names alarms as CloudWatch does (the stack's physical names).
 RECORD_FAILURES_ALARM = "ProcessOrdersRecordFailuresAlarm"
 ERRORS_ALARM = "ProcessOrdersErrorsAlarm"
 
@@ -28,15 +29,18 @@ def test_a_worker_that_cannot_write_trips_its_record_failure_alarm_but_not_error
     dynamodb = service.client("dynamodb")
     idempotency = service.environment.stack.resolver.refs["IdempotencyTable"]
     dynamodb.delete_table(TableName=idempotency)
-    evaluator, problems = service.environment.alarm_evaluator()
-    assert not [problem for problem in problems if "ProcessOrders" in problem], problems
+    evaluator, alarms = service.environment.alarm_evaluator()
+    record_failures, errors = (
+        service.environment.stack.resolver.refs[name] for name in (RECORD_FAILURES_ALARM, ERRORS_ALARM)
+    )
+    assert not [problem for problem in alarms.problems if "ProcessOrders" in problem], alarms.problems
 
     response = service.submit(_order())
     assert response.status_code == 202, response.text
 
     deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline and RECORD_FAILURES_ALARM not in evaluator.in_alarm():
+    while time.monotonic() < deadline and record_failures not in evaluator.in_alarm():
         evaluator.evaluate()
         time.sleep(0.2)  # polling the alarm evaluator, bounded by the deadline above
-    assert RECORD_FAILURES_ALARM in evaluator.in_alarm(), evaluator.states
-    assert evaluator.states[ERRORS_ALARM] != "ALARM"
+    assert record_failures in evaluator.in_alarm(), evaluator.states
+    assert evaluator.states[errors] != "ALARM"
