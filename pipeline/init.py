@@ -97,7 +97,7 @@ RENAMES = (
         path="service/template.yaml",
         pattern=r"(?<![A-Za-z0-9-])[a-z0-9-]+(?=-attachments-\$\{AWS::AccountId\})",
         replacement="{service}",
-        count=3,
+        count=4,
     ),
     Rename(
         path="service/template.yaml",
