@@ -183,7 +183,7 @@ def test_flags_write_the_values_and_rename_only_what_carries_the_service_name(ro
     assert context["releaseManagerEmails"] == ["release@globex.test", "oncall@globex.test"]
     assert context["reviewUrl"] == "https://github.com/globex/ledger/commit/{commitId}"
     template = (root / "service/template.yaml").read_text()
-    assert template.count("ledger-attachments-${AWS::AccountId}") == 3
+    assert template.count("ledger-attachments-${AWS::AccountId}") == init.RENAMES[0].count
     assert "POWERTOOLS_SERVICE_NAME: ledger" in template
     # The domain stays: the route, the key prefix, the package and the resources named after orders.
     assert (
@@ -234,7 +234,7 @@ def test_a_second_run_with_another_name_renames_the_first_ones(root: Path) -> No
     init.main([*TEAM_FLAGS, "--service-name=billing"], root=root)
 
     template = (root / "service/template.yaml").read_text()
-    assert template.count("billing-attachments-") == 3 and "ledger" not in template
+    assert template.count("billing-attachments-") == init.RENAMES[0].count and "ledger" not in template
 
 
 def test_a_refused_flag_exits_2_with_one_line_naming_the_flag_and_changes_nothing(
