@@ -101,7 +101,7 @@ RENAMES = (
     ),
     Rename(
         path="service/template.yaml",
-        pattern=r"(?<=POWERTOOLS_SERVICE_NAME: )\S+",
+        pattern=r"(?<=\n  ServiceName:\n    Type: String\n    Default: )\S+",
         replacement="{service}",
         count=1,
     ),

@@ -184,11 +184,11 @@ def test_flags_write_the_values_and_rename_only_what_carries_the_service_name(ro
     assert context["reviewUrl"] == "https://github.com/globex/ledger/commit/{commitId}"
     template = (root / "service/template.yaml").read_text()
     assert template.count("ledger-attachments-${AWS::AccountId}") == init.RENAMES[0].count
-    assert "POWERTOOLS_SERVICE_NAME: ledger" in template
+    assert "  ServiceName:\n    Type: String\n    Default: ledger\n" in template
     # The domain stays: the route, the key prefix, the package and the resources named after orders.
     assert (
         template.replace("ledger-attachments", "orders-attachments").replace(
-            "POWERTOOLS_SERVICE_NAME: ledger", "POWERTOOLS_SERVICE_NAME: orders"
+            "Default: ledger\n", "Default: orders\n"
         )
         == before["service/template.yaml"]
     )
@@ -266,7 +266,7 @@ def test_a_template_that_no_longer_carries_the_name_where_expected_changes_no_fi
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     template = root / "service/template.yaml"
-    template.write_text(template.read_text().replace("POWERTOOLS_SERVICE_NAME", "SERVICE_NAME"))
+    template.write_text(template.read_text().replace("  ServiceName:\n", "  Name:\n"))
     before = fingerprint(root)
 
     assert init.main(TEAM_FLAGS, root=root) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from aws_cdk import Acknowledgment, App, Stack, Validations
 from aws_cdk.cloudformation_include import CfnInclude
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
-from tests.infra.test_service_template import _transform
+from tests.infra.test_service_template import TEMPLATE, _transform
 
 _API_FUNCTIONS = ("SubmitOrderFunction", "GetOrderFunction", "PresignAttachmentFunction")
 _QUEUE_FUNCTIONS = ("ProcessOrdersFunction", "RecordAttachmentFunction")
@@ -30,6 +31,15 @@ _TABLE_USERS = {
     ),
     "IdempotencyTable": ("SubmitOrderFunctionRole", "ProcessOrdersFunctionRole"),
 }
+
+
+def _service_name() -> str:
+    """The service name the attachments bucket carries (`make init` renames it with the service)."""
+    found = re.search(r"BucketName: !Sub ([a-z0-9-]+)-attachments-", TEMPLATE.read_text())
+    assert found, "the attachments bucket's name no longer starts with the service name"
+    return found.group(1)
+
+
 _RUNTIME = (
     "python3.13 is pinned on purpose: the Powertools layer (python313 build) and the CodeBuild image the "
     "tests run on (standard:7.0) are pinned to it; a runtime upgrade is a deliberate change of all three"
@@ -83,7 +93,7 @@ def _acknowledgments() -> dict[tuple[str, str], str]:
         add(resource, roles, _INDEX)
     add(
         "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
-        "orders-attachments-<AWS::AccountId>-<AWS::Region>-<Environment>/orders/*]",
+        f"{_service_name()}-attachments-<AWS::AccountId>-<AWS::Region>-<Environment>/orders/*]",
         ("PresignAttachmentFunctionRole",),
         "s3:PutObject under orders/ of the attachments bucket: a presigned POST carries this role's "
         "permission, and each upload's key is generated per request",

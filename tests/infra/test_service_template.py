@@ -275,7 +275,7 @@ def test_worker_deployment_rolls_back_on_record_failures_of_the_new_version(
     alarm = resources["ProcessOrdersRecordFailuresAlarm"]["Properties"]
     dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
     assert dimensions == {
-        "service": "orders",
+        "service": {"Ref": "ServiceName"},
         "FunctionName": {"Ref": "ProcessOrdersFunction"},
         "ExecutedVersion": {"Fn::GetAtt": [_version_id(resources, "ProcessOrdersFunction"), "Version"]},
     }
