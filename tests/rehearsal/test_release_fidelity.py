@@ -15,24 +15,12 @@ from rehearsal.release.actions import source_variables
 from rehearsal.release.buildspec import BuildContext, parse_buildspec, run_build
 from rehearsal.release.source import resolve_revision
 from tests.rehearsal.release_support import InMemoryDeployer, commit, make_project, run_release
-
-TEMPLATE = "pipeline-assembly/OrdersPipeline.template.json"
+from tests.rehearsal.test_runner import TEMPLATE, edit_pipeline, summary_of
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_project(tmp_path)
-
-
-def summary_of(repo: Path) -> dict[str, Any]:
-    summary: dict[str, Any] = json.loads((repo / ".rehearsal/runs/latest/summary.json").read_text())
-    return summary
-
-
-def edit_pipeline(repo: Path, change: Any) -> dict[str, str]:
-    template = json.loads((repo / TEMPLATE).read_text())
-    change(template["Resources"]["PipelineC660917D"]["Properties"]["Stages"], template)
-    return {TEMPLATE: json.dumps(template, indent=1)}
 
 
 def test_the_source_action_publishes_the_variables_aws_names(repo: Path) -> None:
