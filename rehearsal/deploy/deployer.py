@@ -149,7 +149,7 @@ class LocalDeployer:
             return outcome
         local = running.local
         facts = tuple(
-            NotEmulated(what=what, where=f"{environment} {where}", why=why)
+            NotEmulated(what=what, where=where, why=why)
             for what, where, why in [
                 *((kind, logical_id, reason) for logical_id, kind, reason in local.stack.not_emulated),
                 *local.not_emulated,

@@ -198,8 +198,8 @@ def test_a_deploy_reports_what_it_provisions_only_as_a_name_and_what_the_runtime
 
     facts = {(f.where, f.what, f.why) for f in first_deploy.not_emulated}
 
-    provisioned = {(f"staging {where}", kind, why) for where, kind, why in environment.stack.not_emulated}
-    runtime = {(f"staging {where}", what, why) for what, where, why in environment.not_emulated}
+    provisioned = {(where, kind, why) for where, kind, why in environment.stack.not_emulated}
+    runtime = {(where, what, why) for what, where, why in environment.not_emulated}
     assert provisioned
     assert facts == provisioned | runtime
     assert any(what == "IAM" for _, what, _ in facts)
