@@ -4,10 +4,10 @@ still gets 202, and the outbox sweeper (run as the schedule would run it) sends 
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.rehearsal.polling import wait_for
 from tests.service.conftest import Service
 
 DEADLINE_SECONDS = 60
@@ -47,9 +47,8 @@ def test_an_order_whose_send_failed_is_sent_by_the_sweeper_and_decided(service: 
     result = service.environment.functions.invoke(sweeper, json.loads(SCHEDULED_EVENT.read_text()))
     assert result.payload == {"resent": 1, "failed": 0}, result.error
 
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    status = "PENDING"
-    while status == "PENDING" and time.monotonic() < deadline:
-        status = service.request("GET", f"/orders/{order_id}").json()["status"]
-        time.sleep(0.2)  # polling the order's status, bounded by the deadline above
-    assert status == "ACCEPTED"
+    def decided() -> str | None:
+        status = str(service.request("GET", f"/orders/{order_id}").json()["status"])
+        return None if status == "PENDING" else status
+
+    assert wait_for(decided, timeout=DEADLINE_SECONDS, what=f"order {order_id} decided") == "ACCEPTED"

@@ -7,8 +7,7 @@ partial batch response, which Lambda's `Errors` never counts.
 
 from __future__ import annotations
 
-import time
-
+from tests.rehearsal.polling import wait_for
 from tests.service.conftest import Service
 
 DEADLINE_SECONDS = 60
@@ -38,9 +37,9 @@ def test_a_worker_that_cannot_write_trips_its_record_failure_alarm_but_not_error
     response = service.submit(_order())
     assert response.status_code == 202, response.text
 
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline and record_failures not in evaluator.in_alarm():
+    def fired() -> bool:
         evaluator.evaluate()
-        time.sleep(0.2)  # polling the alarm evaluator, bounded by the deadline above
-    assert record_failures in evaluator.in_alarm(), evaluator.states
+        return record_failures in evaluator.in_alarm()
+
+    wait_for(fired, timeout=DEADLINE_SECONDS, what=f"{record_failures} in ALARM")
     assert evaluator.states[errors] != "ALARM"
