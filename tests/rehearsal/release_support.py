@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
-from rehearsal.release.deploy_port import DeployRequest, Outcome
+from rehearsal.release.deploy_port import DeployRequest, Outcome, RecoveredEnvironment
 from rehearsal.release.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
 from rehearsal.release.source import resolve_revision
 
@@ -97,6 +97,9 @@ class InMemoryDeployer:
 
     def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
+
+    def recover_interrupted(self) -> tuple[RecoveredEnvironment, ...]:
+        return ()
 
     def close(self) -> None:
         self.closed = True
