@@ -269,7 +269,7 @@ def test_api_deployment_rolls_back_on_p99_latency_of_the_new_version(
         if resources[name]["Properties"]["MetricName"] == "Duration"
     ]
     assert len(durations) == 1
-    assert (durations[0]["ExtendedStatistic"], durations[0]["Threshold"]) == ("p99", 3000)
+    assert (durations[0]["ExtendedStatistic"], durations[0]["Threshold"]) == ("p99", 5000)
     assert {d["Name"] for d in durations[0]["Dimensions"]} == {"FunctionName", "Resource", "ExecutedVersion"}
 
 
