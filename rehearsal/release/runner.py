@@ -384,7 +384,8 @@ class ReleaseRunner:
         record.write()
         self.progress.action(result)
         started = time.monotonic()
-        with open(result.log, "a", encoding="utf-8") as log:
+        # Line-buffered: `tail -f` on an action's log follows it live, and a killed runner loses no line.
+        with open(result.log, "a", encoding="utf-8", buffering=1) as log:
             try:
                 outcome: Outcome = body(log)
             except PipelineChanged:
