@@ -11,6 +11,7 @@ fails every real request of its kind, whichever source sends the canary's traffi
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import re
@@ -26,17 +27,21 @@ from rehearsal.base.clock import TimeScale, timestamp
 from rehearsal.base.layout import StateLayout
 from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
-from rehearsal.release.recovery import recover_interrupted_release
+from rehearsal.release.deploy_port import RecoveredEnvironment
+from rehearsal.release.recovery import describe_recovery, recover_interrupted_release
 from tests.rehearsal.release_support import (
     HOOK,
     Edit,
     Fault,
     FaultyRelease,
     GoodRelease,
+    InMemoryDeployer,
     KilledRelease,
     copy_released_project,
     kill_a_release_mid_canary,
+    make_project,
     release_fault,
+    run_release,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -320,3 +325,22 @@ def test_with_nothing_interrupted_the_next_start_says_nothing(tmp_path: Path) ->
     state_dir.mkdir()
     deployer = LocalDeployer(state_dir, TimeScale(seconds_per_minute=1))
     assert recover_interrupted_release(state_dir, deployer) is None
+
+
+def test_a_release_started_after_a_crash_recovers_first_and_keeps_the_line_in_its_notes(
+    tmp_path: Path,
+) -> None:
+    repo = make_project(tmp_path)
+    restored = RecoveredEnvironment(environment="staging", serving="a" * 40, abandoned="b" * 40)
+
+    class AfterACrash(InMemoryDeployer):
+        def recover_interrupted(self) -> tuple[RecoveredEnvironment, ...]:
+            return (restored,)
+
+    out = io.StringIO()
+    result = run_release(repo, AfterACrash(), out=out)
+
+    line = describe_recovery(None, (restored,))
+    assert result.summary["notes"] == [line]
+    assert out.getvalue().count("was interrupted") == 1
+    assert result.succeeded
