@@ -41,6 +41,7 @@ from tests.rehearsal.release_support import (
     kill_a_release_mid_canary,
     make_project,
     release_fault,
+    released_for_tests,
     run_release,
 )
 
@@ -151,13 +152,14 @@ def releases(
     futures: dict[str, Future[Any]] = {}
     copies = []
     with ProcessPoolExecutor(max_workers=PARALLEL_RELEASES, mp_context=context) as pool:
-        copy = copy_released_project(good_release.repo, tmp_path_factory.mktemp("killed"))
-        copies.append(copy)
-        futures["killed"] = pool.submit(kill_a_release_mid_canary, copy)
-        for fault in FAULTS:
-            copy = copy_released_project(good_release.repo, tmp_path_factory.mktemp(_name(fault)))
+        with released_for_tests():  # the releasing processes start outside coverage, as their children
+            copy = copy_released_project(good_release.repo, tmp_path_factory.mktemp("killed"))
             copies.append(copy)
-            futures[fault.name] = pool.submit(release_fault, copy, fault)
+            futures["killed"] = pool.submit(kill_a_release_mid_canary, copy)
+            for fault in FAULTS:
+                copy = copy_released_project(good_release.repo, tmp_path_factory.mktemp(_name(fault)))
+                copies.append(copy)
+                futures[fault.name] = pool.submit(release_fault, copy, fault)
         yield futures
     for copy in copies:
         shutil.rmtree(copy, ignore_errors=True)
