@@ -1,7 +1,8 @@
 """What a release leaves behind and shows: live progress, the run record, the summary table, the state.
 
 A run's folder (`.rehearsal/runs/<id>/`, see base/layout.py for the rest of `.rehearsal/`):
-  summary.json                  result, failed_stage, stages and actions, approvals, environments,
+  summary.json                  result (InProgress, Succeeded, Failed, or Interrupted: its runner died),
+                                failed_stage, stages and actions, approvals, environments, notes,
                                 not_emulated ({what, where, why} per fact this run only stood in for)
   logs/<Stage>.<Action>.log     one log per action (a restarted release keeps logs-attempt-N/)
   artifacts/<name>/             the run's artifact store
