@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rehearsal.base.clock import TimeScale
+from rehearsal.base.clock import REAL_TIME, TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.cli.diagram import run_diagram_of
@@ -25,6 +25,7 @@ from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.release.approval_inbox import MODES, ApprovalGate, ApprovalInbox, approver_identity
 from rehearsal.release.deploy_port import Deployer
 from rehearsal.release.pipeline_model import load_pipeline
+from rehearsal.release.recovery import recover_when_idle
 from rehearsal.release.run_record import latest_summary, render_summary
 from rehearsal.release.runner import ReleaseOptions, ReleaseRunner
 from rehearsal.release.source import changed_paths, configured_approver, git, resolve_revision
@@ -204,6 +205,7 @@ def _decide(args: argparse.Namespace, *, approved: bool, comment: str) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     repo = _repo(args)
+    _recover_interrupted(repo)
     summary = latest_summary(StateLayout.of_repo(repo).root)
     if summary is None:
         raise UserError("no rehearsal has run yet: run `make release`")
@@ -214,6 +216,14 @@ def run_status(args: argparse.Namespace) -> int:
         json.dumps(summary, indent=2) if args.json else render_summary(summary), end="\n" if args.json else ""
     )
     return 0
+
+
+def _recover_interrupted(repo: Path) -> None:
+    """A release killed mid-way, found while none runs: put its environments back first (ADR 0055)."""
+    state_dir = StateLayout.of_repo(repo).root
+    line = recover_when_idle(state_dir, LocalDeployer(state_dir, REAL_TIME))
+    if line is not None:
+        print(line)
 
 
 # ---------------------------------------------------------------- the `rehearsal` remote

@@ -35,7 +35,7 @@ from rehearsal.deploy.hooks import run_hooks
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.deploy.shift import watch_shift
 from rehearsal.deploy.traffic import start_traffic
-from rehearsal.release.deploy_port import DeployRequest, Outcome
+from rehearsal.release.deploy_port import DeployRequest, Outcome, RecoveredEnvironment
 from rehearsal.release.fidelity import NotEmulated
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
 
@@ -225,14 +225,17 @@ class LocalDeployer:
         new_versions = {stack.functions[lid].name: version for lid, version in published.items()}
         log.write("Published " + ", ".join(f"{n}:{v}" for n, v in sorted(new_versions.items())) + "\n")
         local.stack = stack
+        self.store.begin(request.environment, serving=running.release, staged=release)
         outcome = self._shift(request, local, groups, before, new_versions)
         if not outcome.succeeded:
             self._restore(local, before, log)
             local.stack = old_stack
             self.store.discard(release)
+            self.store.end(request.environment)
             return outcome
         running.before, running.before_stack, running.release = before, old_stack, release
         self.store.promote(request.environment, release)
+        self.store.end(request.environment)
         self.last_deployed = request.environment
         return Outcome.passed(outcome.message, outputs=local.outputs())
 
@@ -318,6 +321,10 @@ class LocalDeployer:
             running.release = previous
         running.before, running.before_stack = {}, None
         return Outcome.passed(f"{environment} serves its previous release again")
+
+    def recover_interrupted(self) -> tuple[RecoveredEnvironment, ...]:
+        """Environments a killed release left mid-deployment, back on their last promoted release."""
+        return tuple(self.store.recover(interrupted) for interrupted in self.store.in_flight())
 
     def close(self) -> None:
         for running in self.running.values():

@@ -5,6 +5,11 @@ moto's state dies with its process, so an environment cannot simply stay up betw
 `.rehearsal/deployer/<environment>/`: the packaged template rewritten to point at its code zips
 (downloaded from the artifact bucket), the parameters and the commit. A later release starts the
 environment again from the release it last deployed, then canaries from it to the new one.
+
+While a deployment shifts traffic, `<environment>/in-flight.json` names the release it shifts
+from and the one it shifts to (written before the shift, removed when the deployment ends either
+way). A runner killed mid-shift leaves it behind: `recover()` then puts the environment back on
+the release it shifted from, the last one promoted (docs/decisions/0055-interrupted-releases.md).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +25,11 @@ from rehearsal.base.clock import timestamp
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.server import LocalCloud
 from rehearsal.cloud.template import load_template
+from rehearsal.release.deploy_port import RecoveredEnvironment
 
 TEMPLATE_FILE = "template.json"
 RECORD_FILE = "release.json"
+IN_FLIGHT_FILE = "in-flight.json"
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,18 @@ class SavedRelease:
     @property
     def template(self) -> Path:
         return self.directory / TEMPLATE_FILE
+
+
+@dataclass(frozen=True, kw_only=True)
+class InFlight:
+    """A deployment under way in one environment: what `in-flight.json` holds until it ends."""
+
+    environment: str
+    from_commit: str  # the release serving before the deployment: the last one promoted
+    from_release: str  # its folder
+    to_commit: str  # the release being deployed, staged but not promoted
+    to_release: str
+    started_at: str  # base.clock.timestamp()
 
 
 class ReleaseStore:
@@ -134,10 +153,66 @@ class ReleaseStore:
     def discard(self, release: SavedRelease) -> None:
         shutil.rmtree(release.directory, ignore_errors=True)
 
+    # ------------------------------------------------------------ deployments in flight
+
+    def _in_flight_path(self, environment: str) -> Path:
+        return self.root / environment / IN_FLIGHT_FILE
+
+    def begin(self, environment: str, *, serving: SavedRelease, staged: SavedRelease) -> None:
+        """Before traffic moves: a crash from here on leaves this record for `recover()` to find."""
+        record = InFlight(
+            environment=environment,
+            from_commit=serving.commit,
+            from_release=str(serving.directory),
+            to_commit=staged.commit,
+            to_release=str(staged.directory),
+            started_at=timestamp(),
+        )
+        _write_json(self._in_flight_path(environment), asdict(record))
+
+    def end(self, environment: str) -> None:
+        """The deployment ended (promoted or rolled back): nothing is left to recover."""
+        self._in_flight_path(environment).unlink(missing_ok=True)
+
+    def in_flight(self) -> list[InFlight]:
+        """Deployments whose runner stopped before they ended (only while no release runs)."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in sorted(self.root.glob(f"*/{IN_FLIGHT_FILE}")):
+            document = json.loads(path.read_text(encoding="utf-8"))
+            found.append(InFlight(**{f.name: str(document[f.name]) for f in fields(InFlight)}))
+        return found
+
+    def recover(self, interrupted: InFlight) -> RecoveredEnvironment:
+        """Put the environment back on the release it shifted from, as a rollback would have.
+
+        The local cloud died with the runner, so no alias is left half-shifted in a running
+        cloud; what must not survive is the saved state naming the interrupted release: a
+        promotion that happened before the crash is undone, the staged folder discarded.
+        """
+        environment = interrupted.environment
+        pointers = self._pointers(environment)
+        if pointers["current"] == interrupted.to_release:
+            self._write(environment, {"current": interrupted.from_release, "previous": None})
+        if self._pointers(environment)["current"] != interrupted.to_release:
+            shutil.rmtree(interrupted.to_release, ignore_errors=True)
+        self.end(environment)
+        return RecoveredEnvironment(
+            environment=environment, serving=interrupted.from_commit, abandoned=interrupted.to_commit
+        )
+
     def _write(self, environment: str, pointers: dict[str, str | None]) -> None:
-        path = self._pointers_path(environment)
-        path.write_text(json.dumps(pointers, indent=2), encoding="utf-8")
+        _write_json(self._pointers_path(environment), pointers)
         kept = {value for value in pointers.values() if value}
         for folder in (self.root / environment / "releases").iterdir():
             if str(folder) not in kept:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write through a temporary file and a rename: a process killed mid-write leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    temporary.replace(path)

@@ -52,6 +52,15 @@ class Outcome:
         return cls(succeeded=False, message=message, alarm=alarm)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecoveredEnvironment:
+    """An environment a killed release left mid-deployment, put back on its last promoted release."""
+
+    environment: str
+    serving: str  # the commit the environment serves again
+    abandoned: str  # the commit whose deployment was interrupted
+
+
 class Deployer(Protocol):
     def build_environment(self) -> Mapping[str, str]:
         """Variables for CodeBuild commands: `AWS_ENDPOINT_URL`, region, fake credentials."""
@@ -73,6 +82,10 @@ class Deployer(Protocol):
 
     def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
         """While a build runs: the last deployed environment's alarm states, readable in its cloud."""
+        ...
+
+    def recover_interrupted(self) -> tuple[RecoveredEnvironment, ...]:
+        """Before a release (lock held): undo deployments a killed release left in flight."""
         ...
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """What a release leaves behind and shows: live progress, the run record, the summary table, the state.
 
 A run's folder (`.rehearsal/runs/<id>/`, see base/layout.py for the rest of `.rehearsal/`):
-  summary.json                  result, failed_stage, stages and actions, approvals, environments,
+  summary.json                  result (InProgress, Succeeded, Failed, or Interrupted: its runner died),
+                                failed_stage, stages and actions, approvals, environments, notes,
                                 not_emulated ({what, where, why} per fact this run only stood in for)
   logs/<Stage>.<Action>.log     one log per action (a restarted release keeps logs-attempt-N/)
   artifacts/<name>/             the run's artifact store
@@ -27,6 +28,8 @@ from rehearsal.release.fidelity import NotEmulatedLog, render_not_emulated
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 IN_PROGRESS = "InProgress"
+# A run whose runner died (SIGKILL, a crash, a power cut): found "InProgress" by the next start.
+INTERRUPTED = "Interrupted"
 
 
 @dataclass
@@ -202,6 +205,45 @@ def latest_summary(state_dir: Path) -> dict[str, Any] | None:
         return None
     summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return summary
+
+
+@dataclass(frozen=True, kw_only=True)
+class InterruptedRun:
+    """The run a killed runner left "InProgress", as the next start closed it."""
+
+    run_id: str
+    stage: str | None  # where it stood: the stage and action still in progress
+    action: str | None
+
+
+def close_interrupted_run(state_dir: Path, *, message: str) -> InterruptedRun | None:
+    """Mark the latest run `Interrupted` if it is still "InProgress" (call with the release lock held:
+    then no runner is writing it). Its unfinished actions and stages fail with `message`."""
+    path = StateLayout(root=state_dir).latest_summary
+    if not path.is_file():
+        return None
+    summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if summary.get("result") != IN_PROGRESS:
+        return None
+    stage, action = None, None
+    for stage_entry in summary.get("stages") or []:
+        for entry in stage_entry.get("actions") or []:
+            if entry.get("state") == IN_PROGRESS:
+                stage, action = stage_entry.get("name"), entry.get("action")
+                entry["state"], entry["message"] = FAILED, message
+        if stage_entry.get("state") == IN_PROGRESS:
+            stage = stage or stage_entry.get("name")
+            stage_entry["state"] = FAILED
+    summary.update(
+        result=INTERRUPTED,
+        failed_stage=stage,
+        failed_action=action,
+        message=message,
+        ended_at=timestamp(),
+        environments=ReleaseState.load(state_dir).view(),
+    )
+    _write_json(path.resolve(), summary)
+    return InterruptedRun(run_id=str(summary.get("run_id")), stage=stage, action=action)
 
 
 _OUTPUT = threading.Lock()

@@ -30,6 +30,7 @@ from rehearsal.release.approval_inbox import ApprovalGate
 from rehearsal.release.artifact_store import ArtifactStore
 from rehearsal.release.deploy_port import Deployer, Outcome
 from rehearsal.release.pipeline_model import Action, Condition, PipelineModel, Rule, Stage, load_pipeline
+from rehearsal.release.recovery import recover_interrupted_release
 from rehearsal.release.run_record import (
     FAILED,
     IN_PROGRESS,
@@ -130,7 +131,10 @@ class ReleaseRunner:
             return self._run_locked()
 
     def _run_locked(self) -> ReleaseResult:
+        recovered = recover_interrupted_release(self.options.state_dir, self.deployer)
         record = self._open_record()
+        if recovered is not None:
+            self._announce_recovery(record, recovered)
         state = ReleaseState.load(self.options.state_dir)
         failed_stage: str | None = None
         message = ""
@@ -158,6 +162,12 @@ class ReleaseRunner:
         summary = record.as_json()
         self.progress.text("\n" + render_summary(summary))
         return ReleaseResult(result == SUCCEEDED, record.run_id, record.directory, summary)
+
+    def _announce_recovery(self, record: RunRecord, line: str) -> None:
+        """A release killed earlier was put back before this one started (ADR 0055): say so once."""
+        record.summary.notes.append(line)
+        record.write()
+        self.progress.line(line)
 
     def _open_record(self) -> RunRecord:
         """A new run record: the run id is the time and commit, with a suffix if that folder exists."""
@@ -374,7 +384,8 @@ class ReleaseRunner:
         record.write()
         self.progress.action(result)
         started = time.monotonic()
-        with open(result.log, "a", encoding="utf-8") as log:
+        # Line-buffered: `tail -f` on an action's log follows it live, and a killed runner loses no line.
+        with open(result.log, "a", encoding="utf-8", buffering=1) as log:
             try:
                 outcome: Outcome = body(log)
             except PipelineChanged:

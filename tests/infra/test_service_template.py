@@ -246,7 +246,9 @@ def test_function_alarms_watch_only_the_new_version(resources: dict[str, Any], f
         for name in _alarm_names(resources[f"{function}DeploymentGroup"])
         if resources[name]["Properties"]["Namespace"] == "AWS/Lambda"
     ]
-    assert {alarm["MetricName"] for alarm in lambda_alarms} == {"Errors", "Throttles"}
+    # API functions also judge the new version's p99 Duration (a slow release rolls back in its canary).
+    assert {"Errors", "Throttles"} <= {alarm["MetricName"] for alarm in lambda_alarms}
+    assert {alarm["MetricName"] for alarm in lambda_alarms} <= {"Errors", "Throttles", "Duration"}
     for alarm in lambda_alarms:
         dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
         assert dimensions == {
@@ -255,6 +257,20 @@ def test_function_alarms_watch_only_the_new_version(resources: dict[str, Any], f
             "ExecutedVersion": {"Fn::GetAtt": [_version_id(resources, function), "Version"]},
         }
         assert alarm["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize("function", API_FUNCTIONS)
+def test_api_deployment_rolls_back_on_p99_latency_of_the_new_version(
+    resources: dict[str, Any], function: str
+) -> None:
+    durations = [
+        resources[name]["Properties"]
+        for name in _alarm_names(resources[f"{function}DeploymentGroup"])
+        if resources[name]["Properties"]["MetricName"] == "Duration"
+    ]
+    assert len(durations) == 1
+    assert (durations[0]["ExtendedStatistic"], durations[0]["Threshold"]) == ("p99", 5000)
+    assert {d["Name"] for d in durations[0]["Dimensions"]} == {"FunctionName", "Resource", "ExecutedVersion"}
 
 
 @pytest.mark.parametrize("function", RELEASED_FUNCTIONS)

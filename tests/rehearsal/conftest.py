@@ -23,6 +23,7 @@ from botocore.credentials import Credentials
 
 from rehearsal.base.clock import TimeScale
 from rehearsal.runtime.environment import LocalEnvironment, start_environment
+from tests.rehearsal.release_support import GoodRelease, release_good_commit
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FIXTURE_APP = Path(__file__).parent / "fixtures" / "app"
@@ -85,3 +86,10 @@ def real_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (out / "manifest.json").is_file():
         pytest.fail(f"synth of pipeline/ failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")
     return out
+
+
+@pytest.fixture(scope="session")
+def good_release(tmp_path_factory: pytest.TempPathFactory) -> GoodRelease:
+    """This repository released to production from a fresh state, once per session: the release tests
+    (test_release_offline.py, test_release_faults.py) start from it."""
+    return release_good_commit(tmp_path_factory.mktemp("offline-release"))
