@@ -86,6 +86,16 @@ class LocalCloud:
             )
         return self._clients[service]
 
+    def create_bucket(self, name: str) -> None:
+        """CreateBucket as AWS takes it in this region: outside us-east-1 the request names the region
+        ("If you don't specify a Region, the bucket is created in ... us-east-1", CreateBucketConfiguration;
+        a request to another region's endpoint without it is refused, IllegalLocationConstraintException)."""
+        s3 = self.client("s3")
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

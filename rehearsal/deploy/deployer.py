@@ -130,7 +130,7 @@ class LocalDeployer:
         existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
         for name in self._pipeline_buckets():
             if name not in existing:
-                s3.create_bucket(Bucket=name)
+                self.tooling.create_bucket(name)
         return self.tooling
 
     def _pipeline_buckets(self) -> list[str]:
