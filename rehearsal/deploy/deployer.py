@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,8 @@ class LocalDeployer:
         self.tooling: LocalCloud | None = None
         # One local cloud per account and region; environments that share both share it (ADR 0049).
         self.clouds: dict[AccountRegion, LocalCloud] = {}
+        # Builds of one runOrder ask for clouds from parallel threads: each place starts once.
+        self._clouds_lock = threading.RLock()
         self.running: dict[str, _Running] = {}
         self.last_deployed: str | None = None
         self._runtime_logs: list[IO[str]] = []
@@ -104,9 +107,10 @@ class LocalDeployer:
 
     def _cloud(self, place: AccountRegion, label: str) -> LocalCloud:
         """The local cloud of `place`, started on first use; `label` names it in messages."""
-        if place not in self.clouds:
-            self.clouds[place] = start_local_cloud(label, place=place)
-        return self.clouds[place]
+        with self._clouds_lock:
+            if place not in self.clouds:
+                self.clouds[place] = start_local_cloud(label, place=place)
+            return self.clouds[place]
 
     def _deployed_pipeline(self) -> PipelineModel | None:
         if not (self.layout.pipeline_assembly / "manifest.json").is_file():
@@ -125,13 +129,14 @@ class LocalDeployer:
 
     def _tooling(self) -> LocalCloud:
         # The pipeline's own account and region: the artifact bucket.
-        self.tooling = self._cloud(self._deployed_pipeline_place(), PIPELINE)
-        s3 = self.tooling.client("s3")
-        existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-        for name in self._pipeline_buckets():
-            if name not in existing:
-                self.tooling.create_bucket(name)
-        return self.tooling
+        with self._clouds_lock:
+            self.tooling = self._cloud(self._deployed_pipeline_place(), PIPELINE)
+            s3 = self.tooling.client("s3")
+            existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+            for name in self._pipeline_buckets():
+                if name not in existing:
+                    self.tooling.create_bucket(name)
+            return self.tooling
 
     def _pipeline_buckets(self) -> list[str]:
         """Buckets of the deployed pipeline's stacks, named as the pipeline model resolves a `Ref` to them."""
