@@ -373,8 +373,8 @@ class LocalDeployer:
         if elsewhere:
             return (
                 f"alarm {alarm_name} does not exist in account {place.account_id} in {place.region}, where "
-                f"the rule runs; it is in {', '.join(elsewhere)}: CodePipeline reads a rule's alarm in the "
-                "pipeline's account, so bake in the environment's test build instead (ADR 0018)"
+                f"the rule runs; it is in {', '.join(elsewhere)}: a rule runs as the pipeline's role and AWS "
+                "documents none reading another account, so bake in the environment's test build (ADR 0018)"
             )
         return (
             f"alarm {alarm_name} is not defined by any environment deployed in this release in account "
