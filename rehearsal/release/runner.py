@@ -189,7 +189,7 @@ class ReleaseRunner:
                 [s.name for s in model.stages],
                 [a.name for s in model.stages for a in s.actions] + ["OnSuccess.Bake", "Rollback"],
             )
-            record.summary.pipeline = {"stack": model.stack_name, "stages": [s.name for s in model.stages]}
+            record.summary.pipeline = _pipeline_summary(model)
             try:
                 self._execute(model, record, state)
                 return
@@ -437,6 +437,20 @@ def _refuse_conditions_not_emulated(stage: Stage) -> None:
         raise _StageFailed(
             stage.name, f"OnFailure result {stage.on_failure_result} is not emulated offline: fails closed"
         )
+
+
+def _pipeline_summary(model: PipelineModel) -> dict[str, object]:
+    """The definition that ran, and where: the pipeline's account and region and each environment's."""
+    targets = [t for t in (model.deploy_target(stage) for stage in model.stages) if t is not None]
+    return {
+        "stack": model.stack_name,
+        "stages": [s.name for s in model.stages],
+        "account": model.place.account_id,
+        "region": model.place.region,
+        "environments": {
+            t.environment: {"account": t.place.account_id, "region": t.place.region} for t in targets
+        },
+    }
 
 
 def _run_id(revision: SourceRevision) -> str:

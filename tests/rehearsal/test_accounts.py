@@ -84,6 +84,12 @@ def test_deploys_builds_and_rules_run_in_the_account_and_region_the_pipeline_nam
     assert deployer.build_places == [PIPELINE, STAGING]
     # The Staging OnSuccess alarm rule runs as the pipeline, in its account and region.
     assert deployer.rule_places == [PIPELINE]
+    pipeline = summary_of(repo)["pipeline"]
+    assert (pipeline["account"], pipeline["region"]) == (PIPELINE.account_id, PIPELINE.region)
+    assert pipeline["environments"] == {
+        "staging": {"account": STAGING.account_id, "region": STAGING.region},
+        "production": {"account": PRODUCTION.account_id, "region": PRODUCTION.region},
+    }
     facts = {(f["what"], f["where"]) for f in summary_of(repo)["not_emulated"]}
     assert (f"role assumption into {STAGING}", "Staging/IntegrationTests") in facts
 
