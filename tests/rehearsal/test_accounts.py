@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from rehearsal.base.aws import AccountRegion
+from rehearsal.base.aws import DEFAULT_PLACE, AccountRegion, account_of_arn, place_of_cdk_environment
 from rehearsal.base.clock import TimeScale
 from rehearsal.cloud.template import load_template
 from rehearsal.deploy.deployer import LocalDeployer
@@ -33,6 +33,23 @@ PRODUCTION = AccountRegion(account_id="666677778888", region="eu-west-1")
 MANIFEST = "pipeline-assembly/manifest.json"
 FIXTURE_APP = Path(__file__).parent / "fixtures" / "app"
 TIME_SCALE = TimeScale(seconds_per_minute=0.2)
+
+
+# ---------------------------------------------------------------- reading places
+
+
+def test_a_manifest_environment_names_the_account_and_region_and_an_agnostic_one_gets_the_defaults() -> None:
+    assert place_of_cdk_environment("aws://555566667777/eu-central-1") == STAGING
+    assert place_of_cdk_environment("aws://unknown-account/unknown-region") == DEFAULT_PLACE
+    partial = place_of_cdk_environment("aws://555566667777/unknown-region")
+    assert partial == AccountRegion(account_id=STAGING.account_id, region=DEFAULT_PLACE.region)
+
+
+def test_an_arn_names_its_account_and_an_unresolved_reference_names_none() -> None:
+    assert account_of_arn(_deploy_role(STAGING)) == STAGING.account_id
+    assert account_of_arn("arn:aws:sqs:eu-west-1:666677778888:queue") == PRODUCTION.account_id
+    assert account_of_arn("PipelineRole.Arn") is None
+    assert account_of_arn("arn:aws:s3:::bucket") is None
 
 
 # ---------------------------------------------------------------- the runner: where each part runs
