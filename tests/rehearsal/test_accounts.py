@@ -303,3 +303,31 @@ def test_staging_and_production_in_one_account_and_region_share_one_local_cloud(
     finally:
         deployer.close()
     assert not cloud.running
+
+
+def test_an_environment_the_pipeline_moves_to_another_account_is_created_there(tmp_path: Path) -> None:
+    deployer = LocalDeployer(tmp_path / "state", TIME_SCALE)
+    try:
+        template = _fixture_template(tmp_path)
+        _deploy(deployer, template, "staging", STAGING)
+        log = io.StringIO()
+        outcome = deployer.deploy(
+            DeployRequest(
+                environment="staging",
+                stack_name="fixture-staging",
+                template=template,
+                artifacts={},
+                parameters={"Environment": "staging"},
+                capabilities=(),
+                commit="staging-2",
+                log=log,
+                place=PRODUCTION,
+            )
+        )
+
+        assert outcome.succeeded, outcome.message
+        assert f"staging now deploys to {PRODUCTION}, not {STAGING}" in log.getvalue()
+        assert deployer.running["staging"].local.cloud.place == PRODUCTION
+        assert f"/{PRODUCTION.account_id}/" in deployer.running["staging"].local.outputs()["WorkQueueUrl"]
+    finally:
+        deployer.close()
