@@ -1,1 +1,1 @@
-"""Leaf facts every part may use: errors for people, the `.rehearsal/` layout, fake account, clock."""
+"""Leaf facts every part may use: errors for people, the `.rehearsal/` layout, accounts and regions, clock."""

@@ -1,9 +1,15 @@
-"""The AWS the rehearsal stands in for: one fake account and region, its environments, its defaults.
+"""The AWS the rehearsal stands in for: accounts and regions, its environments, its defaults.
 
 Every part reads these from here; nothing re-types an account id, a region or a fake credential.
+A release runs each action in the account and region the synthesized pipeline names (ADR 0049);
+`ACCOUNT_ID` and `REGION` are only the defaults: `make local`, and a pipeline synthesized without
+an environment (`aws://unknown-account/unknown-region`).
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 # moto's default account: ARNs it builds carry this id, so ours do too.
 ACCOUNT_ID = "123456789012"
@@ -20,6 +26,44 @@ PIPELINE = "pipeline"
 RELEASE_ENVIRONMENTS = (STAGING, PRODUCTION)
 SERVICE_ENVIRONMENTS = (LOCAL, *RELEASE_ENVIRONMENTS)
 ALL_ENVIRONMENTS = (*SERVICE_ENVIRONMENTS, PIPELINE)
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class AccountRegion:
+    """Where something lives on AWS: one account in one region. Offline, each gets its own local cloud."""
+
+    account_id: str
+    region: str
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.region}"
+
+
+DEFAULT_PLACE = AccountRegion(account_id=ACCOUNT_ID, region=REGION)
+# "arn:partition:service:region:account-id:..." (IAM, "IAM identifiers": ARNs); IAM's region is empty.
+_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")
+# CDK's environment of a stack in the cloud assembly manifest: aws://<account>/<region>.
+_CDK_ENVIRONMENT = re.compile(r"^aws://([^/]*)/([^/]*)$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+
+
+def account_of_arn(arn: str) -> str | None:
+    """The 12-digit account an ARN names, or None (not an ARN, or an unresolved reference)."""
+    match = _ARN_ACCOUNT.match(arn)
+    return match.group(1) if match else None
+
+
+def place_of_cdk_environment(environment: str, default: AccountRegion = DEFAULT_PLACE) -> AccountRegion:
+    """A manifest's `aws://account/region`; what an environment-agnostic stack leaves unknown
+    (`unknown-account`, `unknown-region`) comes from `default`."""
+    match = _CDK_ENVIRONMENT.match(environment)
+    account, region = match.groups() if match else ("", "")
+    return AccountRegion(
+        account_id=account if _ACCOUNT.match(account) else default.account_id,
+        region=region if _REGION.match(region) else default.region,
+    )
+
 
 # Service defaults a template may leave out, as AWS documents them:
 # "The default value for this setting is 3 seconds" (Lambda, "Configure Lambda function timeout").

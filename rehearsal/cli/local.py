@@ -84,6 +84,7 @@ def outputs_document(environment: Any) -> dict[str, Any]:
         "outputs": environment.outputs(),
         "endpointUrl": environment.cloud.endpoint_url,
         "region": environment.cloud.region,
+        "accountId": environment.cloud.account_id,
         "accessKeyId": ACCESS_KEY_ID,
         "secretAccessKey": SECRET_ACCESS_KEY,
     }
@@ -96,7 +97,8 @@ def describe(environment: Any, *, ready_seconds: float) -> str:
         f"  API          {environment.base_url}  (e.g. {environment.base_url}/orders; sign with SigV4)",
         f"  credentials  access key {ACCESS_KEY_ID!r}, secret {SECRET_ACCESS_KEY!r}, region "
         f"{environment.cloud.region!r}, service 'execute-api'",
-        f"  local cloud  AWS_ENDPOINT_URL={environment.cloud.endpoint_url}",
+        f"  local cloud  AWS_ENDPOINT_URL={environment.cloud.endpoint_url}, account "
+        f"{environment.cloud.account_id!r} (rehearsal/base/aws.py's defaults: no pipeline deploys it)",
         "  outputs",
         *(f"    {name:<28} {value}" for name, value in environment.outputs().items()),
         "  provisioned",

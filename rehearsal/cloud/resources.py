@@ -215,7 +215,7 @@ class ResourceCreators:
         client = self.cloud.client("s3")
         existing = {entry["Name"] for entry in client.list_buckets().get("Buckets", [])}
         if name not in existing:
-            client.create_bucket(Bucket=name)
+            self.cloud.create_bucket(name)
         if (props.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
             client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         if "CorsConfiguration" in props:

@@ -1,9 +1,11 @@
-"""The local cloud: one moto server per environment on 127.0.0.1, reached by boto3 via AWS_ENDPOINT_URL.
+"""The local cloud: one moto server per account and region on 127.0.0.1, reached via AWS_ENDPOINT_URL.
 
-Each environment (`local`, `staging`, `production`) gets its own server process. moto keeps its
-state in process-wide globals, so separate processes are the only isolation that cannot leak
-(one server with per-environment names would share one account and one set of quotas), and a
-stage can be torn down without touching the other. The server runs in a small child process of
+Each account and region a release reaches gets its own server process, which answers as that
+account (moto reads `MOTO_ACCOUNT_ID` on every request, so the ARNs it builds carry it) and whose
+clients sign for that region. moto keeps its state in process-wide globals, so separate processes
+are the only isolation that cannot leak: a read across accounts finds nothing, as on AWS without
+a role in the other account. Environments in one account and region share its server, as they
+share one set of resources and quotas on AWS (ADR 0049). The server runs in a small child process of
 ours (`python -m rehearsal.cloud.server`) that binds port 0 and reports the port it got, so there is no
 race for a free port, and that exits when its stdin closes, so it dies with its parent even when
 the parent is killed.
@@ -27,7 +29,15 @@ from typing import Any
 
 import boto3
 
-from rehearsal.base.aws import ACCESS_KEY_ID, ACCOUNT_ID, ALL_ENVIRONMENTS, REGION, SECRET_ACCESS_KEY
+from rehearsal.base.aws import (
+    ACCESS_KEY_ID,
+    ACCOUNT_ID,
+    ALL_ENVIRONMENTS,
+    DEFAULT_PLACE,
+    REGION,
+    SECRET_ACCESS_KEY,
+    AccountRegion,
+)
 from rehearsal.base.errors import UserError
 
 _COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
@@ -35,7 +45,9 @@ _COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 
 @dataclass
 class LocalCloud:
-    """A running moto server for one environment; `stop()` ends it and frees its port."""
+    """A running moto server for one account and region; `stop()` ends it and frees its port.
+
+    `environment` labels it in messages (the first environment, or `pipeline`, that needed it)."""
 
     environment: str
     port: int
@@ -47,6 +59,10 @@ class LocalCloud:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def place(self) -> AccountRegion:
+        return AccountRegion(account_id=self.account_id, region=self.region)
 
     def environ(self) -> dict[str, str]:
         """Variables that point boto3 (and the SAM or AWS CLI) at this cloud with the fake credentials."""
@@ -70,6 +86,16 @@ class LocalCloud:
             )
         return self._clients[service]
 
+    def create_bucket(self, name: str) -> None:
+        """CreateBucket as AWS takes it in this region: outside us-east-1 the request names the region
+        ("If you don't specify a Region, the bucket is created in ... us-east-1", CreateBucketConfiguration;
+        a request to another region's endpoint without it is refused, IllegalLocationConstraintException)."""
+        s3 = self.client("s3")
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -90,11 +116,14 @@ class LocalCloud:
             process.stdout.close()
 
 
-def start_local_cloud(environment: str = "local", *, startup_timeout: float = 15.0) -> LocalCloud:
-    """Start a moto server for `environment` on a free loopback port and wait until it answers."""
+def start_local_cloud(
+    environment: str = "local", *, place: AccountRegion = DEFAULT_PLACE, startup_timeout: float = 15.0
+) -> LocalCloud:
+    """Start a moto server answering as `place`'s account on a free loopback port; wait until it answers."""
     if environment not in ALL_ENVIRONMENTS:
         raise UserError(f"unknown environment {environment!r}: use one of {', '.join(ALL_ENVIRONMENTS)}")
     env = {key: value for key, value in os.environ.items() if key not in _COVERAGE_VARIABLES}
+    env.update(_account_environ(place))
     process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter running our own module
         [sys.executable, "-m", "rehearsal.cloud.server"],
         stdin=subprocess.PIPE,
@@ -106,13 +135,29 @@ def start_local_cloud(environment: str = "local", *, startup_timeout: float = 15
     )
     try:
         port = _read_port(process, startup_timeout)
-        cloud = LocalCloud(environment=environment, port=port, process=process)
+        cloud = LocalCloud(
+            environment=environment,
+            port=port,
+            process=process,
+            region=place.region,
+            account_id=place.account_id,
+        )
         wait_until_healthy(cloud.endpoint_url, deadline=time.monotonic() + startup_timeout)
     except BaseException:
         process.kill()
         process.wait()
         raise
     return cloud
+
+
+def _account_environ(place: AccountRegion) -> dict[str, str]:
+    """The server child's account and region: moto answers every request as `MOTO_ACCOUNT_ID`
+    (moto/core/responses.py, `get_current_account`, checked first) and defaults to this region."""
+    return {
+        "MOTO_ACCOUNT_ID": place.account_id,
+        "AWS_DEFAULT_REGION": place.region,
+        "AWS_REGION": place.region,
+    }
 
 
 def _read_port(process: subprocess.Popen[bytes], timeout: float) -> int:

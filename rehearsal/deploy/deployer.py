@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
 from rehearsal.alarms.evaluator import CompositeAlarmDefinition
-from rehearsal.base.aws import PIPELINE
+from rehearsal.base.aws import DEFAULT_PLACE, PIPELINE, AccountRegion
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
@@ -37,6 +38,7 @@ from rehearsal.deploy.shift import watch_shift
 from rehearsal.deploy.traffic import start_traffic
 from rehearsal.release.deploy_port import DeployRequest, Outcome, RecoveredEnvironment
 from rehearsal.release.fidelity import NotEmulated
+from rehearsal.release.pipeline_model import PipelineModel, load_pipeline
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
 
 
@@ -48,6 +50,7 @@ class _Running:
     release: SavedRelease
     before: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (function, alias)
     before_stack: Stack | None = None
+    place: AccountRegion = DEFAULT_PLACE  # the account and region whose local cloud it runs in
 
 
 class LocalDeployer:
@@ -59,24 +62,28 @@ class LocalDeployer:
         self.layout = StateLayout(root=state_dir)
         self.store = ReleaseStore(self.layout.deployer)
         self.tooling: LocalCloud | None = None
+        # One local cloud per account and region; environments that share both share it (ADR 0049).
+        self.clouds: dict[AccountRegion, LocalCloud] = {}
+        # Builds of one runOrder ask for clouds from parallel threads: each place starts once.
+        self._clouds_lock = threading.RLock()
         self.running: dict[str, _Running] = {}
         self.last_deployed: str | None = None
         self._runtime_logs: list[IO[str]] = []
 
     # ------------------------------------------------------------ CodeBuild's view
 
-    def build_environment(self) -> Mapping[str, str]:
-        """The artifact bucket's cloud for builds, or the environment the last deploy action reached.
+    def build_environment(self, place: AccountRegion | None = None) -> Mapping[str, str]:
+        """Variables pointing a build at the local cloud of `place` (default: the pipeline's), only.
 
-        A test action follows its environment's deploy action, so its AWS calls (queues, tables)
-        go to that environment's cloud; `sam package` in Build reaches the pipeline's cloud.
+        The runner names the place: a test action's is its environment's account and region, so its
+        AWS calls (queues, tables, alarms) reach that cloud and no other; Build's is the pipeline's,
+        where `sam package` finds the artifact bucket.
         """
-        tooling = self._tooling()
+        self._tooling()
         # `make bake` waits pipeline minutes: offline a pipeline minute lasts `time_scale` seconds.
         minute = {"PIPELINE_MINUTE_SECONDS": str(self.time_scale.seconds_per_minute)}
-        if self.last_deployed in self.running:
-            return {**self.running[self.last_deployed].local.cloud.environ(), **minute}
-        return {**tooling.environ(), **minute}
+        cloud = self._cloud(place or self._deployed_pipeline_place(), PIPELINE)
+        return {**cloud.environ(), **minute}
 
     @contextlib.contextmanager
     def alarms_published(self, *, log: TextIO) -> Iterator[None]:
@@ -98,15 +105,38 @@ class LocalDeployer:
             publisher.stop()
             driver.stop()
 
+    def _cloud(self, place: AccountRegion, label: str) -> LocalCloud:
+        """The local cloud of `place`, started on first use; `label` names it in messages."""
+        with self._clouds_lock:
+            if place not in self.clouds:
+                self.clouds[place] = start_local_cloud(label, place=place)
+            return self.clouds[place]
+
+    def _deployed_pipeline(self) -> PipelineModel | None:
+        if not (self.layout.pipeline_assembly / "manifest.json").is_file():
+            return None
+        return load_pipeline(self.layout.pipeline_assembly)
+
+    def _deployed_pipeline_place(self) -> AccountRegion:
+        model = self._deployed_pipeline()
+        return model.place if model is not None else DEFAULT_PLACE
+
+    def _environment_place(self, name: str) -> AccountRegion:
+        """Where the deployed pipeline deploys environment `name` (the default place if it does not)."""
+        model = self._deployed_pipeline()
+        targets = [model.deploy_target(stage) for stage in model.stages] if model is not None else []
+        return next((t.place for t in targets if t is not None and t.environment == name), DEFAULT_PLACE)
+
     def _tooling(self) -> LocalCloud:
-        if self.tooling is None:
-            self.tooling = start_local_cloud(PIPELINE)  # the pipeline's own account: the artifact bucket
-        s3 = self.tooling.client("s3")
-        existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-        for name in self._pipeline_buckets():
-            if name not in existing:
-                s3.create_bucket(Bucket=name)
-        return self.tooling
+        # The pipeline's own account and region: the artifact bucket.
+        with self._clouds_lock:
+            self.tooling = self._cloud(self._deployed_pipeline_place(), PIPELINE)
+            s3 = self.tooling.client("s3")
+            existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+            for name in self._pipeline_buckets():
+                if name not in existing:
+                    self.tooling.create_bucket(name)
+            return self.tooling
 
     def _pipeline_buckets(self) -> list[str]:
         """Buckets of the deployed pipeline's stacks, named as the pipeline model resolves a `Ref` to them."""
@@ -133,7 +163,9 @@ class LocalDeployer:
                 parameters=request.parameters,
                 tooling=self.tooling,
             )
-            running = self.environment(request.environment, log=log)
+            running = self._moved_out_of(
+                self.environment(request.environment, place=request.place, log=log), request
+            )
             if running is None:
                 outcome = self._create(request, release)
             else:
@@ -157,22 +189,38 @@ class LocalDeployer:
         )
         return dataclasses.replace(outcome, not_emulated=facts)
 
-    def environment(self, name: str, *, log: TextIO | None = None) -> _Running | None:
-        """The running environment, started from its last deployed release if need be (None: none)."""
+    def _moved_out_of(self, running: _Running | None, request: DeployRequest) -> _Running | None:
+        """A stack in another account or region is another stack: the pipeline now deploys elsewhere."""
+        if running is None or running.place == request.place:
+            return running
+        request.log.write(
+            f"{request.environment} now deploys to {request.place}, not {running.place}: "
+            f"{request.stack_name} is created there\n"
+        )
+        running.local.stop()
+        del self.running[request.environment]
+        return None
+
+    def environment(
+        self, name: str, *, place: AccountRegion | None = None, log: TextIO | None = None
+    ) -> _Running | None:
+        """The running environment, started from its last deployed release if need be (None: none),
+        in `place` (default: where the deployed pipeline deploys it)."""
         if name in self.running:
             return self.running[name]
         saved = self.store.current(name)
         if saved is None:
             return None
+        place = place or self._environment_place(name)
         if log is not None:
             log.write(
-                f"Starting {name} as last deployed ({saved.commit[:12]}): the local cloud does not outlive "
-                "a release, so its data starts empty\n"
+                f"Starting {name} as last deployed ({saved.commit[:12]}) in {place}: the local cloud does "
+                "not outlive a release, so its data starts empty\n"
             )
-        self.running[name] = _Running(self._start(name, saved), saved)
+        self.running[name] = _Running(self._start(name, saved, place), saved, place=place)
         return self.running[name]
 
-    def _start(self, name: str, release: SavedRelease) -> LocalEnvironment:
+    def _start(self, name: str, release: SavedRelease, place: AccountRegion) -> LocalEnvironment:
         sink_file = self.layout.runtime_log(name).open("a", encoding="utf-8")
         self._runtime_logs.append(sink_file)
 
@@ -187,13 +235,17 @@ class LocalDeployer:
             stack_name=release.stack_name,
             time_scale=self.time_scale,
             log_sink=sink,
+            cloud=self._cloud(place, name),
         )
 
     def _create(self, request: DeployRequest, release: SavedRelease) -> Outcome:
         log = request.log
-        log.write(f"Creating stack {request.stack_name} in the local {request.environment} cloud\n")
-        local = self._start(request.environment, release)
-        self.running[request.environment] = _Running(local, release)
+        log.write(
+            f"Creating stack {request.stack_name} ({request.environment}) in the local cloud of "
+            f"account {request.place.account_id}, {request.place.region}\n"
+        )
+        local = self._start(request.environment, release, request.place)
+        self.running[request.environment] = _Running(local, release, place=request.place)
         self._note_not_emulated(local.stack, log)
         self.store.promote(request.environment, release)
         self.last_deployed = request.environment
@@ -285,10 +337,18 @@ class LocalDeployer:
     # ------------------------------------------------------------ stage conditions
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
+        self,
+        *,
+        environment: str | None,
+        place: AccountRegion | None = None,
+        alarm_name: str,
+        wait_minutes: float,
+        log: TextIO,
     ) -> Outcome:
-        candidates = [environment] if environment in self.running else list(self.running)
-        for name in candidates:
+        """A rule sees the alarms of the account and region it runs in (default: the pipeline's) only."""
+        place = place or self._deployed_pipeline_place()
+        here = [name for name, running in self.running.items() if running.place == place]
+        for name in sorted(here, key=lambda n: n != environment):  # the stage's environment first
             local = self.running[name].local
             evaluator, alarms = local.alarm_evaluator()
             wanted = [c for c in alarms.composite if c.name == alarm_name]
@@ -305,8 +365,23 @@ class LocalDeployer:
                 )
             )
             return bake(local, rule=rule, evaluator=evaluator, wait_minutes=wait_minutes, log=log)
-        return Outcome.failed(
-            f"alarm {alarm_name} is not defined by any environment deployed in this release"
+        return Outcome.failed(self._alarm_not_found(alarm_name, place))
+
+    def _alarm_not_found(self, alarm_name: str, place: AccountRegion) -> str:
+        elsewhere = [
+            f"{name}'s account {running.place.account_id} in {running.place.region}"
+            for name, running in sorted(self.running.items())
+            if running.place != place and alarm_name in _alarm_names(running.local)
+        ]
+        if elsewhere:
+            return (
+                f"alarm {alarm_name} does not exist in account {place.account_id} in {place.region}, where "
+                f"the rule runs; it is in {', '.join(elsewhere)}: a rule runs as the pipeline's role and AWS "
+                "documents none reading another account, so bake in the environment's test build (ADR 0018)"
+            )
+        return (
+            f"alarm {alarm_name} is not defined by any environment deployed in this release in account "
+            f"{place.account_id} in {place.region}"
         )
 
     def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
@@ -330,9 +405,15 @@ class LocalDeployer:
         for running in self.running.values():
             running.local.stop()
         self.running.clear()
-        if self.tooling is not None:
-            self.tooling.stop()
-            self.tooling = None
+        for cloud in self.clouds.values():
+            cloud.stop()
+        self.clouds.clear()
+        self.tooling = None
         for handle in self._runtime_logs:
             handle.close()
         self._runtime_logs.clear()
+
+
+def _alarm_names(local: LocalEnvironment) -> set[str]:
+    alarms = local.stack.alarms()
+    return {alarm.name for alarm in alarms.metric} | {alarm.name for alarm in alarms.composite}

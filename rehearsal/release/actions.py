@@ -72,7 +72,7 @@ class Attempt:
     model: PipelineModel
     store: ArtifactStore
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
-    change_sets: dict[tuple[str, str], PendingChangeSet] = field(default_factory=dict)
+    change_sets: dict[tuple[str, str, str], PendingChangeSet] = field(default_factory=dict)
     build_number: int = 0
     environments_before: dict[str, EnvironmentRecord] = field(default_factory=dict)
     _numbering: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -202,7 +202,7 @@ class ActionExecutors:
         build_number = attempt.next_build_number()
         build = BuildContext(
             source_dir=source_dir,
-            base_environment=build_base_environment(os.environ, self.deployer.build_environment()),
+            base_environment=build_base_environment(os.environ, self._build_cloud(context)),
             overrides=overrides,
             log=log,
             work_dir=workspace / "tmp",
@@ -223,6 +223,21 @@ class ActionExecutors:
             self._publish(action, attempt, result.exported_variables)
             shutil.rmtree(workspace)  # kept only when the build failed, to look into
         return Outcome(succeeded=result.succeeded, message=result.message)
+
+    def _build_cloud(self, context: ActionContext) -> Mapping[str, str]:
+        """The one account and region a build reaches: after a deploy action of its stage, that
+        environment's (on AWS the build assumes the role the stack creates there, ADR 0017); else the
+        pipeline's own. Nothing else is reachable from it, so a read across accounts fails as on AWS."""
+        model = context.attempt.model
+        place = model.build_place(context.action)
+        if place != model.place:
+            context.note_not_emulated(
+                f"role assumption into {place}",
+                "the build's AWS calls reach that account's local cloud directly, as if it had assumed "
+                "a role there; the pipeline account's resources are not reachable from it",
+            )
+        context.log.write(f"AWS calls of this build reach account {place.account_id} in {place.region}\n")
+        return self.deployer.build_environment(place)
 
     def _build_variables(self, context: ActionContext) -> dict[str, str]:
         """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""
@@ -279,7 +294,8 @@ class ActionExecutors:
         config = {k: self._resolve(v, attempt) for k, v in action.configuration.items()}
         mode = config.get("ActionMode", "CREATE_UPDATE")
         stack = config.get("StackName", "")
-        key = (stack, config.get("ChangeSetName", ""))
+        # Change sets belong to a stack of one account and region, as on AWS.
+        key = (str(action.place), stack, config.get("ChangeSetName", ""))
         if "TemplateConfiguration" in config:
             context.note_not_emulated(
                 "CloudFormation TemplateConfiguration", "not read: only ParameterOverrides apply"
@@ -293,13 +309,16 @@ class ActionExecutors:
             )
             if mode == "CHANGE_SET_REPLACE":
                 attempt.change_sets[key] = pending
-                log.write(f"Change set {key[1]} for {stack}: template {pending.template.name}\n")
+                log.write(
+                    f"Change set {key[2]} for {stack} in {action.place}: template {pending.template.name}\n"
+                )
                 log.write(f"Parameters: {pending.parameters}\n")
-                return Outcome.passed(f"change set {key[1]} created")
+                return Outcome.passed(f"change set {key[2]} created")
         elif mode == "CHANGE_SET_EXECUTE":
             if key not in attempt.change_sets:
                 return Outcome.failed(
-                    f"no change set {key[1]} for stack {stack}: a CHANGE_SET_REPLACE action must run first",
+                    f"no change set {key[2]} for stack {stack} in {action.place}: "
+                    "a CHANGE_SET_REPLACE action in that account and region must run first",
                 )
             pending = attempt.change_sets.pop(key)
         else:
@@ -320,6 +339,7 @@ class ActionExecutors:
                 capabilities=pending.capabilities,
                 commit=commit,
                 log=context.log,
+                place=action.place,
             )
         )
         for fact in outcome.not_emulated:

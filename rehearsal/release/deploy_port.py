@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from rehearsal.base.aws import DEFAULT_PLACE, AccountRegion
 from rehearsal.release.fidelity import NotEmulated
 
 
@@ -30,6 +31,7 @@ class DeployRequest:
     capabilities: tuple[str, ...]
     commit: str  # the release's commit: the deployer labels versions with it
     log: TextIO  # the action's log
+    place: AccountRegion = DEFAULT_PLACE  # the action's account (its RoleArn's) and Region
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,8 +64,9 @@ class RecoveredEnvironment:
 
 
 class Deployer(Protocol):
-    def build_environment(self) -> Mapping[str, str]:
-        """Variables for CodeBuild commands: `AWS_ENDPOINT_URL`, region, fake credentials."""
+    def build_environment(self, place: AccountRegion) -> Mapping[str, str]:
+        """Variables for CodeBuild commands reaching `place` only: its cloud's `AWS_ENDPOINT_URL`,
+        region and credentials."""
         ...
 
     def deploy(self, request: DeployRequest) -> Outcome:
@@ -71,9 +74,16 @@ class Deployer(Protocol):
         ...
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
+        self,
+        *,
+        environment: str | None,
+        place: AccountRegion,
+        alarm_name: str,
+        wait_minutes: float,
+        log: TextIO,
     ) -> Outcome:
-        """A V2 `CloudWatchAlarm` rule: watch `alarm_name` for `wait_minutes` (time-compressed)."""
+        """A V2 `CloudWatchAlarm` rule run in `place`: watch `alarm_name`, an alarm of that account and
+        region, for `wait_minutes` (time-compressed); an alarm that lives elsewhere is not there."""
         ...
 
     def roll_back(self, *, environment: str, log: TextIO) -> Outcome:

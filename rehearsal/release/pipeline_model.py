@@ -3,8 +3,10 @@
 `load_pipeline(cdk_out)` finds the stack that holds the `AWS::CodePipeline::Pipeline` resource (through
 `manifest.json`), and returns its stages, actions, run orders, artifacts, configurations, the
 embedded buildspecs and environments of the CodeBuild projects, the V2 stage conditions and push
-triggers. Intrinsic functions are resolved only as far as the rehearsal needs: `Ref`/`Fn::GetAtt`
-become names, `Fn::Join`/`Fn::Sub` become strings.
+triggers, and where each runs: the pipeline stack's account and region (the manifest's
+`aws://account/region`), each action's (its `RoleArn`'s account, its `Region`) and each rule's.
+Intrinsic functions are resolved only as far as the rehearsal needs: `Ref`/`Fn::GetAtt` become names,
+`Fn::Join`/`Fn::Sub` become strings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from rehearsal.base.aws import ACCOUNT_ID
+from rehearsal.base.aws import DEFAULT_PLACE, AccountRegion, account_of_arn, place_of_cdk_environment
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.intrinsics import IntrinsicResolver
 
@@ -70,6 +72,9 @@ class Action:
     # A Manual approval's `TimeoutInMinutes` (AWS's default: 7 days) and who the template lets answer it.
     timeout_minutes: int | None = None
     approvers: tuple[str, ...] = ()
+    # Where the action runs: the account of its `RoleArn` (CodePipeline assumes that role for it) and
+    # its `Region`, else the pipeline's own account and region.
+    place: AccountRegion = DEFAULT_PLACE
 
     @property
     def environment_variables(self) -> tuple[EnvironmentVariable, ...]:
@@ -110,6 +115,19 @@ class Rule:
     name: str
     provider: str
     configuration: Mapping[str, str]
+    # RuleDeclaration `region` ("The Region for the condition associated with the rule") and `roleArn`
+    # ("The pipeline role ARN associated with the rule"); None when the template leaves them out.
+    region: str | None = None
+    role_arn: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployTarget:
+    """What a stage's CloudFormation actions deploy: the environment, its stack, its account and region."""
+
+    environment: str
+    stack_name: str
+    place: AccountRegion
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,8 @@ class PipelineModel:
     # `RestartExecutionOnUpdate`: after a self-mutation changes the definition, a new execution of the
     # same commit starts on it (true) or the cancelled execution is the end of the release (false).
     restart_on_update: bool = False
+    # The pipeline stack's account and region: where the pipeline, its builds and its rules run.
+    place: AccountRegion = DEFAULT_PLACE
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -179,15 +199,49 @@ class PipelineModel:
             return action.configuration.get("StackName") == self.stack_name
         return action.is_self_mutation
 
+    def deploy_target(self, stage: Stage, *, before_run_order: int | None = None) -> DeployTarget | None:
+        """The environment the stage's CloudFormation actions deploy (the last one before
+        `before_run_order`, if given); None when the stage deploys none (self-mutation excluded)."""
+        targets = [
+            action
+            for action in stage.actions
+            if action.type.provider == "CloudFormation"
+            and action.configuration.get("ActionMode") in _DEPLOYING_MODES
+            and not self.updates_itself(action)
+            and (before_run_order is None or action.run_order < before_run_order)
+        ]
+        if not targets:
+            return None
+        action = max(targets, key=lambda a: a.run_order) if before_run_order is not None else targets[0]
+        return DeployTarget(
+            environment=action.parameter_overrides.get("Environment") or stage.name.lower(),
+            stack_name=action.configuration.get("StackName", ""),
+            place=action.place,
+        )
+
+    def build_place(self, action: Action) -> AccountRegion:
+        """Where a CodeBuild action's AWS calls land: after a deploy action of its stage, that
+        environment's account and region (on AWS the build assumes a role there, ADR 0017); else the
+        pipeline's own account and region, where the build's project and role live."""
+        target = self.deploy_target(self.stage(action.stage), before_run_order=action.run_order)
+        return target.place if target is not None else self.place
+
+    def rule_place(self, rule: Rule) -> AccountRegion:
+        """Where a rule runs: the pipeline's account, in the rule's `region` if it names one."""
+        return AccountRegion(account_id=self.place.account_id, region=rule.region or self.place.region)
+
     def describe(self) -> list[str]:
         """A stable, human-readable outline of the definition: what `changes_from` compares."""
         restart = "restart on update" if self.restart_on_update else "no restart on update"
         lines = [f"pipeline {self.stack_name} ({self.pipeline_type}, {self.execution_mode}, {restart})"]
+        lines.append(f"pipeline account/region {self.place}")
         for stage in self.stages:
             lines.append(f"stage {stage.name}")
             lines += _describe_conditions(stage.name, "before-entry", stage.before_entry)
             for action in sorted(stage.actions, key=lambda a: (a.run_order, a.name)):
                 lines += _describe_action(action)
+                if action.place != self.place:
+                    lines.append(f"  {action.stage}/{action.name} runs in {action.place}")
             lines += _describe_conditions(stage.name, "on-success", stage.on_success)
             lines += _describe_conditions(stage.name, "on-failure", stage.on_failure)
             if stage.on_failure_result:
@@ -207,10 +261,15 @@ class PipelineModel:
         return any(f.matches(branch, changed_paths) for f in self.push_filters)
 
 
+_DEPLOYING_MODES = ("CHANGE_SET_REPLACE", "CHANGE_SET_EXECUTE", "CREATE_UPDATE", "REPLACE_ON_FAILURE")
+
+
 def _describe_conditions(stage: str, kind: str, conditions: tuple[Condition, ...]) -> list[str]:
     return [
         f"  {stage} {kind} {condition.result or ''} rule {rule.name} {rule.provider} "
         + " ".join(f"{k}={v}" for k, v in sorted(rule.configuration.items()))
+        + (f" region={rule.region}" if rule.region else "")
+        + (f" role={rule.role_arn}" if rule.role_arn else "")
         for condition in conditions
         for rule in condition.rules
     ]
@@ -274,44 +333,57 @@ def load_pipeline(cdk_out: Path, stack_name: str | None = None) -> PipelineModel
     manifest_path = cdk_out / "manifest.json"
     if not manifest_path.is_file():
         raise UserError(f"{cdk_out} is not a cloud assembly (no manifest.json): run `make synth` first")
-    candidates: list[tuple[str, dict[str, Any], str]] = []
-    for stack, template in _stack_templates(cdk_out, manifest_path):
-        for logical_id, resource in (template.get("Resources") or {}).items():
+    candidates: list[tuple[_AssemblyStack, str]] = []
+    for stack in _stack_templates(cdk_out, manifest_path):
+        for logical_id, resource in (stack.template.get("Resources") or {}).items():
             if resource.get("Type") == "AWS::CodePipeline::Pipeline":
-                candidates.append((stack, template, logical_id))
+                candidates.append((stack, logical_id))
     if stack_name is not None:
-        candidates = [c for c in candidates if c[0] == stack_name]
+        candidates = [c for c in candidates if c[0].name == stack_name]
     if not candidates:
         wanted = f"stack {stack_name}" if stack_name else "any stack"
         raise UserError(f"no AWS::CodePipeline::Pipeline in {wanted} of {cdk_out}: run `make synth`")
     if len(candidates) > 1:
-        names = ", ".join(f"{s}/{r}" for s, _, r in candidates)
+        names = ", ".join(f"{s.name}/{r}" for s, r in candidates)
         raise UserError(f"{cdk_out} holds several pipelines ({names}): name the pipeline stack to rehearse")
-    stack, template, logical_id = candidates[0]
-    return _build_model(stack, template, logical_id, cdk_out)
+    stack, logical_id = candidates[0]
+    return _build_model(stack, logical_id, cdk_out)
 
 
-def _stack_templates(cdk_out: Path, manifest_path: Path) -> list[tuple[str, dict[str, Any]]]:
+@dataclass(frozen=True, kw_only=True)
+class _AssemblyStack:
+    name: str
+    template: dict[str, Any]
+    place: AccountRegion  # the manifest's `environment` of the stack
+
+
+def _stack_templates(cdk_out: Path, manifest_path: Path) -> list[_AssemblyStack]:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    stacks: list[tuple[str, dict[str, Any]]] = []
+    stacks: list[_AssemblyStack] = []
     for artifact_id, artifact in (manifest.get("artifacts") or {}).items():
         if artifact.get("type") != "aws:cloudformation:stack":
             continue
         properties = artifact.get("properties") or {}
         template_file = cdk_out / str(properties.get("templateFile", f"{artifact_id}.template.json"))
         if template_file.is_file():
-            name = str(properties.get("stackName") or artifact_id)
-            stacks.append((name, json.loads(template_file.read_text(encoding="utf-8"))))
+            stacks.append(
+                _AssemblyStack(
+                    name=str(properties.get("stackName") or artifact_id),
+                    template=json.loads(template_file.read_text(encoding="utf-8")),
+                    place=place_of_cdk_environment(str(artifact.get("environment", ""))),
+                )
+            )
     return stacks
 
 
-def _build_model(stack: str, template: dict[str, Any], logical_id: str, cdk_out: Path) -> PipelineModel:
+def _build_model(stack: _AssemblyStack, logical_id: str, cdk_out: Path) -> PipelineModel:
+    template = stack.template
     resolver = IntrinsicResolver(template)
     properties = template["Resources"][logical_id].get("Properties") or {}
-    stages = tuple(_build_stage(raw, resolver) for raw in properties.get("Stages") or ())
-    stages = tuple(_with_approvers(stage, resolver) for stage in stages)
+    stages = tuple(_build_stage(raw, resolver, stack.place) for raw in properties.get("Stages") or ())
+    stages = tuple(_with_approvers(stage, resolver, stack.place) for stage in stages)
     return PipelineModel(
-        stack_name=stack,
+        stack_name=stack.name,
         logical_id=logical_id,
         pipeline_type=str(properties.get("PipelineType", "V1")),
         execution_mode=str(properties.get("ExecutionMode", "SUPERSEDED")),
@@ -319,14 +391,15 @@ def _build_model(stack: str, template: dict[str, Any], logical_id: str, cdk_out:
         push_filters=tuple(_push_filters(properties.get("Triggers") or ())),
         cloud_assembly=cdk_out,
         restart_on_update=str(properties.get("RestartExecutionOnUpdate", False)).lower() == "true",
+        place=stack.place,
     )
 
 
-def _build_stage(raw: Mapping[str, Any], resolver: IntrinsicResolver) -> Stage:
+def _build_stage(raw: Mapping[str, Any], resolver: IntrinsicResolver, pipeline: AccountRegion) -> Stage:
     name = str(raw["Name"])
     return Stage(
         name=name,
-        actions=tuple(_build_action(name, a, resolver) for a in raw.get("Actions") or ()),
+        actions=tuple(_build_action(name, a, resolver, pipeline) for a in raw.get("Actions") or ()),
         before_entry=_conditions(raw.get("BeforeEntry"), resolver),
         on_success=_conditions(raw.get("OnSuccess"), resolver),
         on_failure=_conditions(raw.get("OnFailure"), resolver),
@@ -334,7 +407,22 @@ def _build_stage(raw: Mapping[str, Any], resolver: IntrinsicResolver) -> Stage:
     )
 
 
-def _build_action(stage: str, raw: Mapping[str, Any], resolver: IntrinsicResolver) -> Action:
+def _action_place(
+    raw: Mapping[str, Any], resolver: IntrinsicResolver, pipeline: AccountRegion
+) -> AccountRegion:
+    """CodePipeline runs an action as its `RoleArn` ("The ARN of the IAM service role that performs the
+    declared action", ActionDeclaration) in its `Region`; a role of the pipeline stack (a `GetAtt`) or
+    none means the pipeline's account."""
+    role = resolver.text(raw["RoleArn"]) if raw.get("RoleArn") else ""
+    return AccountRegion(
+        account_id=account_of_arn(role) or pipeline.account_id,
+        region=str(raw.get("Region") or pipeline.region),
+    )
+
+
+def _build_action(
+    stage: str, raw: Mapping[str, Any], resolver: IntrinsicResolver, pipeline: AccountRegion
+) -> Action:
     type_id = raw["ActionTypeId"]
     raw_config = raw.get("Configuration") or {}
     configuration = {str(k): resolver.text(v) for k, v in raw_config.items()}
@@ -357,12 +445,13 @@ def _build_action(stage: str, raw: Mapping[str, Any], resolver: IntrinsicResolve
         namespace=str(raw["Namespace"]) if raw.get("Namespace") else None,
         project=project,
         timeout_minutes=int(raw["TimeoutInMinutes"]) if raw.get("TimeoutInMinutes") else None,
+        place=_action_place(raw, resolver, pipeline),
     )
 
 
-def _with_approvers(stage: Stage, resolver: IntrinsicResolver) -> Stage:
+def _with_approvers(stage: Stage, resolver: IntrinsicResolver, pipeline: AccountRegion) -> Stage:
     actions = tuple(
-        replace(a, approvers=approval_principals(resolver, a.stage, a.name))
+        replace(a, approvers=approval_principals(resolver, a.stage, a.name, account_id=pipeline.account_id))
         if a.type.category == "Approval"
         else a
         for a in stage.actions
@@ -370,9 +459,11 @@ def _with_approvers(stage: Stage, resolver: IntrinsicResolver) -> Stage:
     return replace(stage, actions=actions)
 
 
-def approval_principals(resolver: IntrinsicResolver, stage: str, action: str) -> tuple[str, ...]:
+def approval_principals(
+    resolver: IntrinsicResolver, stage: str, action: str, *, account_id: str = DEFAULT_PLACE.account_id
+) -> tuple[str, ...]:
     """Who the pipeline stack lets answer `stage/action`: each role granted `codepipeline:PutApprovalResult`
-    on it (its ARN) and the principals its trust policy names (identities that may assume it)."""
+    on it (its ARN, in the pipeline stack's `account_id`) and the principals its trust policy names."""
     principals: list[str] = []
     for resource in resolver.resources.values():
         if resource.get("Type") != "AWS::IAM::Policy":
@@ -383,7 +474,7 @@ def approval_principals(resolver: IntrinsicResolver, stage: str, action: str) ->
             continue
         for role_ref in properties.get("Roles") or ():
             role_id = role_ref.get("Ref") if isinstance(role_ref, Mapping) else None
-            principals += _role_principals(resolver, str(role_id)) if role_id else []
+            principals += _role_principals(resolver, str(role_id), account_id) if role_id else []
     return tuple(dict.fromkeys(principals))
 
 
@@ -402,13 +493,13 @@ def _grants_approval(
     return any(t == "*" or t.endswith(f"/{stage}/{action}") for t in texts)
 
 
-def _role_principals(resolver: IntrinsicResolver, role_id: str) -> list[str]:
+def _role_principals(resolver: IntrinsicResolver, role_id: str, account_id: str) -> list[str]:
     role = resolver.resources.get(role_id) or {}
     if role.get("Type") != "AWS::IAM::Role":
         return []
     properties = role.get("Properties") or {}
     name = resolver.text(properties.get("RoleName", role_id))
-    principals = [f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"]
+    principals = [f"arn:aws:iam::{account_id}:role/{name}"]
     for statement in (properties.get("AssumeRolePolicyDocument") or {}).get("Statement") or ():
         if statement.get("Effect") != "Allow":
             continue
@@ -467,6 +558,8 @@ def _conditions(raw: Mapping[str, Any] | None, resolver: IntrinsicResolver) -> t
                     configuration={
                         str(k): resolver.text(v) for k, v in (r.get("Configuration") or {}).items()
                     },
+                    region=str(r["Region"]) if r.get("Region") else None,
+                    role_arn=resolver.text(r["RoleArn"]) if r.get("RoleArn") else None,
                 )
                 for r in c.get("Rules") or ()
             ),

@@ -126,7 +126,8 @@ class RunSummary:
     alarm: str | None = None  # the alarm that failed the release, if one did
     message: str = ""
     ended_at: str | None = None
-    pipeline: dict[str, Any] | None = None  # {"stack": ..., "stages": [...]} of the definition that ran
+    # {"stack", "stages", "account", "region", "environments": {name: {"account", "region"}}}: what ran, where
+    pipeline: dict[str, Any] | None = None
     restarts: list[dict[str, Any]] = field(default_factory=list)  # {"changes": [...]} per restart
     approvals: list[ApprovalEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from rehearsal.base.aws import account_of_arn
 from rehearsal.base.clock import run_id_stamp
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
@@ -44,7 +45,6 @@ from rehearsal.release.run_record import (
 )
 from rehearsal.release.source import SourceRevision, require_clean_tree
 
-_EXECUTING_MODES = ("CHANGE_SET_EXECUTE", "CREATE_UPDATE", "REPLACE_ON_FAILURE")
 # The condition results the runner carries out; any other fails the stage closed (API_Condition lists
 # ROLLBACK | FAIL | RETRY | SKIP). OnFailure conditions with rules are not evaluated, so refused too.
 # A condition without a result fails its stage here (what AWS does then is unverified, ADR 0026).
@@ -199,7 +199,7 @@ class ReleaseRunner:
                 [s.name for s in model.stages],
                 [a.name for s in model.stages for a in s.actions] + ["OnSuccess.Bake", "Rollback"],
             )
-            record.summary.pipeline = {"stack": model.stack_name, "stages": [s.name for s in model.stages]}
+            record.summary.pipeline = _pipeline_summary(model)
             try:
                 self._execute(model, record, state)
                 return
@@ -259,7 +259,7 @@ class ReleaseRunner:
         for stage in model.stages:
             stage_result = record.stage(stage.name)
             _refuse_conditions_not_emulated(stage)
-            self._check_conditions(stage, stage.before_entry, "BeforeEntry", record)
+            self._check_conditions(model, stage, stage.before_entry, "BeforeEntry", record)
             try:
                 for group in stage.action_groups():
                     self._run_group(group, attempt, record, state)
@@ -268,7 +268,7 @@ class ReleaseRunner:
                     self._roll_back_stage(stage, attempt, record, state)
                 raise
             try:
-                self._check_conditions(stage, stage.on_success, "OnSuccess", record)
+                self._check_conditions(model, stage, stage.on_success, "OnSuccess", record)
             except _StageFailed:
                 if any(c.result == "ROLLBACK" for c in stage.on_success):
                     self._roll_back_stage(stage, attempt, record, state)
@@ -277,7 +277,12 @@ class ReleaseRunner:
             record.write()
 
     def _check_conditions(
-        self, stage: Stage, conditions: tuple[Condition, ...], kind: str, record: RunRecord
+        self,
+        model: PipelineModel,
+        stage: Stage,
+        conditions: tuple[Condition, ...],
+        kind: str,
+        record: RunRecord,
     ) -> None:
         for condition in conditions:
             for rule in condition.rules:
@@ -286,7 +291,7 @@ class ReleaseRunner:
                     stage.name,
                     f"{kind}.{rule.name}",
                     f"rule {rule.provider}",
-                    functools.partial(self._evaluate_rule, stage, rule),
+                    functools.partial(self._evaluate_rule, model, stage, rule),
                 )
                 if outcome.state == FAILED:
                     raise _StageFailed(stage.name, f"{kind} rule {rule.name}: {outcome.message}")
@@ -299,7 +304,8 @@ class ReleaseRunner:
         AWS rolls a stage back only to an execution that succeeded in it, so a first release is not
         rolled back; a deployment CloudFormation already rolled back leaves nothing to undo.
         """
-        environment = _stage_environment(stage)
+        target = attempt.model.deploy_target(stage)
+        environment = target.environment if target is not None else None
         previous = attempt.environments_before.get(environment or "")
         if environment is None or previous is None:
             return
@@ -321,15 +327,28 @@ class ReleaseRunner:
 
         self._timed(record, stage.name, "Rollback", "stage rollback", roll_back)
 
-    def _evaluate_rule(self, stage: Stage, rule: Rule, log: TextIO) -> Outcome:
+    def _evaluate_rule(self, model: PipelineModel, stage: Stage, rule: Rule, log: TextIO) -> Outcome:
         if rule.provider != "CloudWatchAlarm":
             # Fail closed: a rule the rehearsal cannot judge must not let a release through.
             return Outcome.failed(
                 f"rule provider {rule.provider} is not emulated offline: the stage fails closed "
                 "(only CloudWatchAlarm rules are judged)"
             )
+        role_account = account_of_arn(rule.role_arn or "")
+        if role_account not in (None, model.place.account_id):
+            # AWS documents a rule's roleArn as "the pipeline role ARN" and no rule reading another
+            # account (ADR 0049): do not let a release through on an assumption.
+            return Outcome.failed(
+                f"rule {rule.name} runs as {rule.role_arn}, a role in account {role_account}, not the "
+                f"pipeline's ({model.place.account_id}): a rule reading another account is not documented "
+                "by AWS, so it fails closed offline; bake in the environment's test build instead (ADR 0018)"
+            )
+        place = model.rule_place(rule)
+        target = model.deploy_target(stage)
+        log.write(f"The rule reads alarms of account {place.account_id} in {place.region}\n")
         outcome = self.deployer.evaluate_alarm_rule(
-            environment=_stage_environment(stage),
+            environment=target.environment if target is not None else None,
+            place=place,
             alarm_name=rule.configuration.get("AlarmName", ""),
             wait_minutes=float(rule.configuration.get("WaitTime", "0") or 0),
             log=log,
@@ -431,18 +450,22 @@ def _refuse_conditions_not_emulated(stage: Stage) -> None:
         )
 
 
+def _pipeline_summary(model: PipelineModel) -> dict[str, object]:
+    """The definition that ran, and where: the pipeline's account and region and each environment's."""
+    targets = [t for t in (model.deploy_target(stage) for stage in model.stages) if t is not None]
+    return {
+        "stack": model.stack_name,
+        "stages": [s.name for s in model.stages],
+        "account": model.place.account_id,
+        "region": model.place.region,
+        "environments": {
+            t.environment: {"account": t.place.account_id, "region": t.place.region} for t in targets
+        },
+    }
+
+
 def _run_id(revision: SourceRevision) -> str:
     return f"{run_id_stamp()}-{revision.short}"
-
-
-def _stage_environment(stage: Stage) -> str | None:
-    for action in stage.actions:
-        if action.type.provider == "CloudFormation" and action.configuration.get("ActionMode") in (
-            "CHANGE_SET_REPLACE",
-            *_EXECUTING_MODES,
-        ):
-            return action.parameter_overrides.get("Environment") or stage.name.lower()
-    return None
 
 
 __all__ = [

@@ -17,7 +17,7 @@ from typing import Any
 
 from rehearsal.alarms.evaluator import AlarmEvaluator
 from rehearsal.alarms.metrics import MetricStore
-from rehearsal.base.aws import ACCESS_KEY_ID, LOCAL, SECRET_ACCESS_KEY
+from rehearsal.base.aws import ACCESS_KEY_ID, DEFAULT_PLACE, LOCAL, SECRET_ACCESS_KEY, AccountRegion
 from rehearsal.base.clock import REAL_TIME, TimeScale
 from rehearsal.cloud.provision import Stack, StackAlarms, deploy_template
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
@@ -68,6 +68,8 @@ class LocalEnvironment:
     log_sink: LogSink
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    # False when the caller gave the cloud: environments of one account and region share it (ADR 0049).
+    owns_cloud: bool = True
 
     @property
     def base_url(self) -> str:
@@ -134,12 +136,13 @@ class LocalEnvironment:
             thread.start()
 
     def stop(self) -> None:
-        """Stop pollers, gateway, control plane, workers and the local cloud, in that order."""
+        """Stop pollers, gateway, control plane, workers and the local cloud (if its own), in that order."""
         self.stopping.set()
         for thread in self.threads:
             thread.join(timeout=5)
         self.threads.clear()
-        for step in (self.gateway.stop, self.control.stop, self.functions.close, self.cloud.stop):
+        steps = [self.gateway.stop, self.control.stop, self.functions.close]
+        for step in (*steps, self.cloud.stop) if self.owns_cloud else steps:
             with contextlib.suppress(Exception):
                 step()
 
@@ -196,16 +199,21 @@ def start_environment(
     time_scale: TimeScale = REAL_TIME,
     log_sink: LogSink | None = None,
     max_concurrency: int = 10,
+    cloud: LocalCloud | None = None,
+    place: AccountRegion = DEFAULT_PLACE,
 ) -> LocalEnvironment:
     """Start the local cloud, provision the template, publish its functions and serve its API and events.
 
-    Whatever started is stopped again, in reverse order, if a later step fails.
+    `cloud` is a running cloud to provision into (its account and region; the caller stops it), else
+    a new one answers as `place`. Whatever started is stopped again, in reverse order, if a step fails.
     """
     sink: LogSink = log_sink or (lambda _record: None)
     document = load_template(template_path)  # a broken template fails before any process starts
     with contextlib.ExitStack() as started:
-        cloud = start_local_cloud(environment)
-        started.callback(_quietly, cloud.stop)
+        owns_cloud = cloud is None
+        if cloud is None:
+            cloud = start_local_cloud(environment, place=place)
+            started.callback(_quietly, cloud.stop)
         identity = StackIdentity(
             stack_name=stack_name or f"rehearsal-{environment}",
             region=cloud.region,
@@ -234,6 +242,7 @@ def start_environment(
             gateway=gateway,
             time_scale=time_scale,
             log_sink=sink,
+            owns_cloud=owns_cloud,
         )
         local.start_event_sources()
         started.pop_all()  # all up: from here `LocalEnvironment.stop()` ends it

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import pytest
 
-from rehearsal.base.aws import RELEASE_ENVIRONMENTS
+from rehearsal.base.aws import RELEASE_ENVIRONMENTS, AccountRegion
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.layout import StateLayout
 from rehearsal.deploy.deployer import LocalDeployer
@@ -79,9 +79,14 @@ class InMemoryDeployer:
     previous: dict[str, str] = field(default_factory=dict)
     requests: list[DeployRequest] = field(default_factory=list)
     closed: bool = False
+    build_places: list[AccountRegion] = field(default_factory=list)  # each build's, in order
+    rule_places: list[AccountRegion] = field(default_factory=list)  # each rule's, in order
 
-    def build_environment(self) -> Mapping[str, str]:
-        return {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"}
+    def build_environment(self, place: AccountRegion | None = None) -> Mapping[str, str]:
+        if place is not None:
+            self.build_places.append(place)
+        region = place.region if place is not None else "us-east-1"
+        return {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": region}
 
     def deploy(self, request: DeployRequest) -> Outcome:
         self.requests.append(request)
@@ -97,8 +102,15 @@ class InMemoryDeployer:
         )
 
     def evaluate_alarm_rule(
-        self, *, environment: str | None, alarm_name: str, wait_minutes: float, log: TextIO
+        self,
+        *,
+        environment: str | None,
+        place: AccountRegion,
+        alarm_name: str,
+        wait_minutes: float,
+        log: TextIO,
     ) -> Outcome:
+        self.rule_places.append(place)
         if alarm_name in self.alarms_in_alarm:
             return Outcome.failed(f"alarm {alarm_name} went to ALARM during the bake")
         return Outcome.passed(f"alarm {alarm_name} stayed OK for {wait_minutes:g} minutes")

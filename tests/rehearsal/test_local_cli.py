@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from rehearsal.base.aws import ACCOUNT_ID, REGION
 from rehearsal.cli.local import run_local
 from rehearsal.cli.main import build_parser, main
 from rehearsal.cloud.server import port_is_free
@@ -67,6 +68,9 @@ def test_make_local_prints_how_to_reach_it_and_stops_every_process_and_port(tmp_
     assert "AWS::DynamoDB::Table" in summary and "AWS::IAM::Role" in summary
     assert document["baseUrl"] == f"http://127.0.0.1:{port}"
     assert document["outputs"]["ApiUrl"] == document["baseUrl"]
+    # No pipeline deploys `make local`: it runs in the one home of the defaults.
+    assert (document["accountId"], document["region"]) == (ACCOUNT_ID, REGION)
+    assert f"account '{ACCOUNT_ID}'" in summary
     assert during, "the local cloud runs in a child process"
     assert not (_children() & during), "every child process is gone"
     assert port_is_free(port) and port_is_free(cloud_port)
