@@ -15,19 +15,33 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from botocore.exceptions import ClientError
+
 from rehearsal.alarms.evaluator import CompositeAlarmDefinition
-from rehearsal.base.aws import PIPELINE
+from rehearsal.base.aws import ACCOUNT_ID, PIPELINE, REGION
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
+from rehearsal.cloud.changeset import check_capabilities, create_change_set
 from rehearsal.cloud.intrinsics import IntrinsicResolver
-from rehearsal.cloud.provision import Stack, deploy_template
+from rehearsal.cloud.provision import (
+    Stack,
+    clean_up_stack,
+    prepare_template,
+    roll_back_stack,
+    update_stack,
+)
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
-from rehearsal.cloud.template import load_template
+from rehearsal.cloud.template import (
+    StackIdentity,
+    TransformedTemplate,
+    UnresolvedReferenceError,
+    load_template,
+)
 from rehearsal.deploy.alarm_publisher import AlarmPublisher
 from rehearsal.deploy.bake import bake
 from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
@@ -35,9 +49,22 @@ from rehearsal.deploy.hooks import run_hooks
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.deploy.shift import watch_shift
 from rehearsal.deploy.traffic import start_traffic
-from rehearsal.release.deploy_port import DeployRequest, Outcome
+from rehearsal.release.deploy_port import DIRECT_ACTION_MODES, DeployRequest, Outcome
 from rehearsal.release.fidelity import NotEmulated
-from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
+from rehearsal.runtime.environment import (
+    LocalEnvironment,
+    publish_functions,
+    restore_functions,
+    start_environment,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Before:
+    """What an update changed from: the deployed stack and where every alias pointed (UPDATE_ROLLBACK)."""
+
+    stack: Stack
+    routing: dict[tuple[str, str], dict[str, float]]  # (function, alias) -> weights
 
 
 @dataclass
@@ -46,8 +73,7 @@ class _Running:
 
     local: LocalEnvironment
     release: SavedRelease
-    before: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (function, alias)
-    before_stack: Stack | None = None
+    before: _Before | None = None
 
 
 class LocalDeployer:
@@ -134,13 +160,36 @@ class LocalDeployer:
                 tooling=self.tooling,
             )
             running = self.environment(request.environment, log=log)
+            proposed = self._propose(request, release, running)
             if running is None:
                 outcome = self._create(request, release)
             else:
-                outcome = self._update(request, release, running)
+                outcome = self._update(request, release, running, proposed)
         except UserError as error:
             return Outcome.failed(str(error))
         return self._with_not_emulated(request.environment, outcome)
+
+    def _propose(
+        self, request: DeployRequest, release: SavedRelease, running: _Running | None
+    ) -> TransformedTemplate:
+        """The template as CloudFormation processes it before changing anything: transformed, its
+        property values checked against the resource schemas, its capabilities against the action's."""
+        document = load_template(release.template)
+        identity = (
+            running.local.stack.identity
+            if running is not None
+            else StackIdentity(stack_name=release.stack_name, region=REGION, account_id=ACCOUNT_ID)
+        )
+        proposed = prepare_template(
+            document,
+            identity=identity,
+            environment=request.environment,
+            parameters=release.parameters,
+            base_dir=release.directory,
+        )
+        direct = request.action_mode in DIRECT_ACTION_MODES
+        check_capabilities(document, proposed, request.capabilities, direct=direct)
+        return proposed
 
     def _with_not_emulated(self, environment: str, outcome: Outcome) -> Outcome:
         """The run's not_emulated record: resources provisioned as names only, and what the runtime lacks."""
@@ -200,41 +249,99 @@ class LocalDeployer:
         log.write("New stack: aliases point at the first versions (CodeDeploy shifts only on updates)\n")
         return Outcome.passed("stack created", outputs=local.outputs())
 
-    def _update(self, request: DeployRequest, release: SavedRelease, running: _Running) -> Outcome:
-        log = request.log
-        local = running.local
-        old_stack = local.stack
+    def _update(
+        self, request: DeployRequest, release: SavedRelease, running: _Running, proposed: TransformedTemplate
+    ) -> Outcome:
+        """Execute the change set: provision, publish what changed, CodeDeploy only the functions whose
+        version changed, then serve the new routes and event sources; on failure restore all of it."""
+        log, local = request.log, running.local
+        deployed = local.stack
         log.write(
             f"Updating stack {request.stack_name}: {running.release.commit[:12]} -> {request.commit[:12]}\n"
         )
-        stack = deploy_template(
-            local.cloud,
-            load_template(release.template),
-            identity=old_stack.identity,
-            environment=local.name,
-            parameters=release.parameters,
-            base_dir=release.directory,
+        change_set = create_change_set(
+            stack_name=request.stack_name,
+            deployed=deployed.template,
+            proposed=proposed,
+            region=local.cloud.region,
         )
-        groups = deployment_groups(stack)
-        before = {
-            (group.function, group.alias): local.functions.alias_routing(group.function, group.alias)
-            for group in groups
-            if local.functions.has_alias(group.function, group.alias)
-        }
-        published = publish_functions(stack, local.functions, point_new_aliases=False)
-        new_versions = {stack.functions[lid].name: version for lid, version in published.items()}
-        log.write("Published " + ", ".join(f"{n}:{v}" for n, v in sorted(new_versions.items())) + "\n")
-        local.stack = stack
-        outcome = self._shift(request, local, groups, before, new_versions)
+        log.write(change_set.describe())
+        before = _Before(stack=deployed, routing=self._aliases(local, deployed))
+        if change_set.empty:
+            running.before, running.release = before, release
+            self.store.promote(request.environment, release)
+            self.last_deployed = request.environment
+            return Outcome.passed(
+                "no changes: the change set is empty, nothing deployed", outputs=local.outputs()
+            )
+        try:
+            outcome = self._execute(request, local, proposed, deployed)
+        except (UserError, ClientError, UnresolvedReferenceError) as error:
+            outcome = Outcome.failed(f"update failed, rolled back: {error}")
         if not outcome.succeeded:
             self._restore(local, before, log)
-            local.stack = old_stack
             self.store.discard(release)
             return outcome
-        running.before, running.before_stack, running.release = before, old_stack, release
+        for problem in clean_up_stack(local.cloud, deployed=deployed, updated=local.stack):
+            log.write(f"Cleanup: {problem}\n")
+        running.before, running.release = before, release
         self.store.promote(request.environment, release)
         self.last_deployed = request.environment
         return Outcome.passed(outcome.message, outputs=local.outputs())
+
+    def _execute(
+        self, request: DeployRequest, local: LocalEnvironment, proposed: TransformedTemplate, deployed: Stack
+    ) -> Outcome:
+        log = request.log
+        stack = update_stack(local.cloud, proposed, deployed=deployed)
+        local.stack = stack  # the shift's alarms are the new template's
+        versions = publish_functions(stack, local.functions, point_new_aliases=False, deployed=deployed)
+        changed = {lid: v for lid, v in versions.items() if v != deployed.function_versions.get(lid)}
+        new_versions = {stack.functions[lid].name: version for lid, version in changed.items()}
+        if new_versions:
+            log.write("Published " + ", ".join(f"{n}:{v}" for n, v in sorted(new_versions.items())) + "\n")
+        groups = [g for g in deployment_groups(stack) if g.function in new_versions]
+        self._update_aliases_in_place(local, stack, groups, changed, log)
+        if groups:
+            before = {
+                (g.function, g.alias): local.functions.alias_routing(g.function, g.alias)
+                for g in groups
+                if local.functions.has_alias(g.function, g.alias)
+            }
+            outcome = self._shift(request, local, groups, before, new_versions)
+            if not outcome.succeeded:
+                return outcome
+        else:
+            outcome = Outcome.passed("no function version changed: no CodeDeploy deployment")
+            log.write(f"{outcome.message}\n")
+        local.apply_stack(stack)  # the API and event source mappings refer to the aliases: updated after them
+        log.write(f"Serving {len(local.gateway.routes)} routes and {len(local.sources)} event sources\n")
+        return outcome
+
+    @staticmethod
+    def _update_aliases_in_place(
+        local: LocalEnvironment,
+        stack: Stack,
+        groups: list[DeploymentGroup],
+        changed: dict[str, str],
+        log: TextIO,
+    ) -> None:
+        """An alias without a deployment preference moves to its function's new version at once, as
+        CloudFormation updates an `AWS::Lambda::Alias` without CodeDeploy."""
+        deploying = {(g.function, g.alias) for g in groups}
+        for logical_id, version in sorted(changed.items()):
+            spec = stack.functions[logical_id]
+            if spec.alias_name and (spec.name, spec.alias_name) not in deploying:
+                local.functions.set_alias(spec.name, spec.alias_name, {version: 1.0})
+                log.write(f"Alias {spec.name}:{spec.alias_name} -> {version} (no deployment preference)\n")
+
+    @staticmethod
+    def _aliases(local: LocalEnvironment, stack: Stack) -> dict[tuple[str, str], dict[str, float]]:
+        return {
+            (spec.name, spec.alias_name): local.functions.alias_routing(spec.name, spec.alias_name)
+            for spec in stack.functions.values()
+            if spec.alias_name and local.functions.has_alias(spec.name, spec.alias_name)
+        }
 
     def _shift(
         self,
@@ -266,12 +373,19 @@ class LocalDeployer:
         finally:
             driver.stop()
 
-    def _restore(
-        self, local: LocalEnvironment, routing: dict[tuple[str, str], dict[str, float]], log: TextIO
-    ) -> None:
-        for (function, alias), weights in routing.items():
+    def _restore(self, local: LocalEnvironment, before: _Before, log: TextIO) -> None:
+        """UPDATE_ROLLBACK: resources, functions' `$LATEST`, aliases, routes and event sources as before."""
+        updated = local.stack
+        for problem in roll_back_stack(local.cloud, deployed=before.stack, updated=updated):
+            log.write(f"Rollback: {problem}\n")
+        restore_functions(before.stack, local.functions, updated=updated)
+        for (function, alias), weights in before.routing.items():
             local.functions.set_alias(function, alias, weights)
-        log.write(f"Aliases back on the versions served before ({len(routing)} functions)\n")
+        local.apply_stack(before.stack)
+        log.write(
+            f"Rolled back: resources, {len(before.routing)} aliases, {len(local.gateway.routes)} routes and "
+            f"{len(local.sources)} event sources as before the update\n"
+        )
 
     @staticmethod
     def _note_not_emulated(stack: Stack, log: TextIO) -> None:
@@ -308,15 +422,13 @@ class LocalDeployer:
 
     def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         running = self.running.get(environment)
-        if running is None or not running.before:
+        if running is None or running.before is None:
             return Outcome.failed(f"{environment} has no earlier release of this run to roll back to")
         self._restore(running.local, running.before, log)
-        if running.before_stack is not None:
-            running.local.stack = running.before_stack
         previous = self.store.demote(environment)
         if previous is not None:
             running.release = previous
-        running.before, running.before_stack = {}, None
+        running.before = None
         return Outcome.passed(f"{environment} serves its previous release again")
 
     def close(self) -> None:

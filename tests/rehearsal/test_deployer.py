@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,7 @@ def test_without_environments_rules_and_rollbacks_fail_with_a_reason(tmp_path: P
 
 
 def _zip(source: Path, patch: tuple[str, str, str] | None = None) -> bytes:
+    """The package's zip; entries dated alike, so the same code makes the same bytes (one CodeSha256)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in sorted(source.rglob("*.py")) + sorted(source.rglob("*.json")):
@@ -115,12 +117,13 @@ def _zip(source: Path, patch: tuple[str, str, str] | None = None) -> bytes:
             if patch and name == patch[0]:
                 assert patch[1] in text
                 text = text.replace(patch[1], patch[2])
-            archive.writestr(name, text)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), text)
     return buffer.getvalue()
 
 
 class Packager:
-    """`sam package` by hand: a zip in the artifact bucket, the template's CodeUris pointing at it."""
+    """`sam package` by hand: a zip in the artifact bucket named by its content (uploaded once, as
+    `sam package` skips a key that exists), the template's CodeUris pointing at it."""
 
     def __init__(self, deployer: LocalDeployer, root: Path) -> None:
         deployer.build_environment()
@@ -130,11 +133,19 @@ class Packager:
         self.root = root
         self.count = 0
 
-    def package(self, patch: tuple[str, str, str] | None = None) -> Path:
+    def package(
+        self,
+        patch: tuple[str, str, str] | None = None,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Path:
+        """The packaged template (with `edit` applied to the source template first, if given)."""
         self.count += 1
-        key = f"packages/{self.count}"
-        self.s3.put_object(Bucket=BUCKET, Key=key, Body=_zip(REPO / "service" / "src", patch))
+        body = _zip(REPO / "service" / "src", patch)
+        key = f"packages/{hashlib.md5(body, usedforsecurity=False).hexdigest()}"
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         document: dict[str, Any] = load_template(REPO / "service" / "template.yaml")
+        if edit is not None:
+            edit(document)
         for resource in document["Resources"].values():
             if resource["Type"] == "AWS::Serverless::Function":
                 resource["Properties"]["CodeUri"] = f"s3://{BUCKET}/{key}"
@@ -143,14 +154,19 @@ class Packager:
         return path
 
 
-def _request(template: Path, commit: str, deployment_type: str) -> DeployRequest:
+def _request(
+    template: Path,
+    commit: str,
+    deployment_type: str,
+    capabilities: tuple[str, ...] = ("CAPABILITY_AUTO_EXPAND", "CAPABILITY_IAM"),  # as the pipeline gives
+) -> DeployRequest:
     return DeployRequest(
         environment="staging",
         stack_name="orders-staging",
         template=template,
         artifacts={},
         parameters={"Environment": "staging", "DeploymentType": deployment_type},
-        capabilities=(),
+        capabilities=capabilities,
         commit=commit,
         log=io.StringIO(),
     )
