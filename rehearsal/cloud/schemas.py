@@ -133,9 +133,42 @@ def _pattern_properties(
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
+def _as_number(keyword: str) -> Any:
+    """A numeric keyword that reads a numeric string as its number, as the type checker accepts it."""
+    check = Draft7Validator.VALIDATORS[keyword]
+
+    def validate(validator: Any, limit: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+        if isinstance(instance, str):
+            try:
+                instance = float(instance)
+            except ValueError:
+                return
+        yield from check(validator, limit, instance, schema)
+
+    return validate
+
+
+def _as_text(keyword: str) -> Any:
+    """A length keyword that reads a number or boolean as the string CloudFormation makes of it."""
+    check = Draft7Validator.VALIDATORS[keyword]
+
+    def validate(validator: Any, limit: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+        if isinstance(instance, bool | int | float):
+            instance = json.dumps(instance)
+        yield from check(validator, limit, instance, schema)
+
+    return validate
+
+
+_NUMERIC = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 _Validator = extend(
     Draft7Validator,
-    validators={"pattern": _pattern, "patternProperties": _pattern_properties},
+    validators={
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        **{keyword: _as_number(keyword) for keyword in _NUMERIC},
+        **{keyword: _as_text(keyword) for keyword in ("minLength", "maxLength")},
+    },
     type_checker=_TYPES,
 )
 

@@ -266,14 +266,13 @@ class LocalDeployer:
             region=local.cloud.region,
         )
         log.write(change_set.describe())
-        before = _Before(stack=deployed, routing=self._aliases(local, deployed))
-        if change_set.empty:
-            running.before, running.release = before, release
-            self.store.promote(request.environment, release)
+        if change_set.empty:  # the environment keeps serving (and the store keeps) the deployed release
+            self.store.discard(release)
             self.last_deployed = request.environment
             return Outcome.passed(
                 "no changes: the change set is empty, nothing deployed", outputs=local.outputs()
             )
+        before = _Before(stack=deployed, routing=self._aliases(local, deployed))
         try:
             outcome = self._execute(request, local, proposed, deployed)
         except (UserError, ClientError, UnresolvedReferenceError) as error:

@@ -226,7 +226,7 @@ def _publish_function(
 ) -> str:
     """The function's `$LATEST` updated (CloudFormation updates it in place) and the version it now has."""
     code_sha = code_sha256(spec.code)
-    settings = _settings(spec, environment, code_sha)
+    settings = _settings(stack, spec, environment, code_sha)
     stack.function_settings[spec.logical_id] = settings
     previous = deployed.function_settings.get(spec.logical_id) if deployed else None
     current = _current_version(deployed, spec)
@@ -277,20 +277,17 @@ def restore_functions(deployed: Stack, functions: LocalFunctions, *, updated: St
         )
 
 
-def _settings(spec: FunctionSpec, environment: Mapping[str, str], code_sha: str) -> str:
-    """What a version is made of, as one comparable text: PublishVersion compares code and configuration."""
+def _settings(stack: Stack, spec: FunctionSpec, environment: Mapping[str, str], code_sha: str) -> str:
+    """What a version is made of, as one comparable text: PublishVersion compares the code and every
+    configuration property (description, memory, role...), not only what the local runtime uses."""
+    properties = stack.template.resources[spec.logical_id].get("Properties") or {}
+    configuration = stack.resolver.resolve(
+        {key: value for key, value in properties.items() if key not in ("Code", "Environment")}
+    )
     return json.dumps(
-        {
-            "code": code_sha,
-            "handler": spec.handler,
-            "environment": dict(environment),
-            "timeout": spec.timeout,
-            "memory": spec.memory_mb,
-            "runtime": spec.runtime,
-            "layers": spec.layers,
-            "reserved": spec.reserved_concurrency,
-        },
+        {"code": code_sha, "environment": dict(environment), "configuration": configuration},
         sort_keys=True,
+        default=str,
     )
 
 
