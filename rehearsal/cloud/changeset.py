@@ -245,7 +245,8 @@ def _settled_function(key: str, value: dict[str, Any], resolver: Resolver) -> An
         return _settled_sub(argument, resolver)
     try:
         return resolver.resolve(value)
-    except UnresolvedReferenceError:
+    except (UnresolvedReferenceError, IndexError, KeyError, TypeError, ValueError):
+        # It depends on a value only known while deploying (a Select over an ARN not made yet...).
         return {key: _settled(argument, resolver)}
 
 
