@@ -1,12 +1,14 @@
 """The local deployer: CloudFormation deploy actions of the pipeline, run against the local cloud.
 
 For each deploy action it takes the packaged template and its code out of the artifact bucket,
-provisions (or updates) the environment, publishes new function versions without moving the
-`live` aliases, runs the PreTraffic hook as CodeDeploy does, shifts the aliases as each
-deployment group's configuration says (time-compressed by the one `TimeScale` it is given) while
-synthetic traffic runs, watches the deployment groups' alarms and, on ALARM, moves the aliases
-back and fails the action naming the alarm. Environments stay up (gateway serving) until the
-release ends; what they run is kept under `.rehearsal/deployer/` for the next release.
+checks property values and capabilities before changing anything, and on an update executes a
+change set (ADR 0046): it deploys nothing when the change set is empty, publishes versions only of
+the functions that changed, runs the PreTraffic hook and shifts those aliases as each deployment
+group's configuration says (time-compressed by the one `TimeScale` it is given) while synthetic
+traffic runs, watches the groups' alarms, then serves the new routes and event sources in place.
+A failure (hook, ALARM, error) restores everything the update changed and fails the action naming
+the cause. Environments stay up (gateway serving) until the release ends; what they run is kept
+under `.rehearsal/deployer/` for the next release.
 """
 
 from __future__ import annotations
