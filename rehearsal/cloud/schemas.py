@@ -202,8 +202,13 @@ def _known_values(value: Any, resolver: Resolver) -> Any:
     return {key: item for key, item in known.items() if item is not NO_VALUE}
 
 
-def _errors(schema: ResourceSchema, properties: Any) -> Iterator[ValidationError]:
-    validator = _Validator(dict(schema.document))
+@cache
+def _validator(type_name: str, region: str) -> Any:
+    schema = resource_schema(type_name, region)
+    return _Validator(dict(schema.document)) if schema is not None else None
+
+
+def _errors(validator: Any, properties: Any) -> Iterator[ValidationError]:
     for error in validator.iter_errors(properties):
         if error.validator not in _STRUCTURAL and _contains_unknown(error.instance):
             continue
@@ -228,10 +233,10 @@ def invalid_properties(template: TransformedTemplate, region: str) -> list[str]:
     problems: list[str] = []
     for logical_id, resource in template.resources.items():
         type_name = str(resource.get("Type", ""))
-        schema = resource_schema(type_name, region)
-        if schema is None or not resolver.resource_included(resource):
+        validator = _validator(type_name, region)
+        if validator is None or not resolver.resource_included(resource):
             continue
         properties = _known_values(resource.get("Properties") or {}, resolver)
-        for error in sorted(_errors(schema, properties), key=lambda e: list(map(str, e.absolute_path))):
+        for error in sorted(_errors(validator, properties), key=lambda e: list(map(str, e.absolute_path))):
             problems.append(_describe(logical_id, type_name, error))
     return problems
