@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from botocore.exceptions import ClientError
-
 from rehearsal.alarms.evaluator import CompositeAlarmDefinition
 from rehearsal.base.aws import ACCOUNT_ID, PIPELINE, REGION
 from rehearsal.base.clock import TimeScale
@@ -41,7 +39,6 @@ from rehearsal.cloud.server import LocalCloud, start_local_cloud
 from rehearsal.cloud.template import (
     StackIdentity,
     TransformedTemplate,
-    UnresolvedReferenceError,
     load_template,
 )
 from rehearsal.deploy.alarm_publisher import AlarmPublisher
@@ -277,10 +274,14 @@ class LocalDeployer:
         before = _Before(stack=deployed, routing=self._aliases(local, deployed))
         try:
             outcome = self._execute(request, local, proposed, deployed)
-        except (UserError, ClientError, UnresolvedReferenceError) as error:
-            outcome = Outcome.failed(f"update failed, rolled back: {error}")
+        except Exception as error:  # whatever failed, CloudFormation rolls the whole update back
+            outcome = Outcome.failed(f"update failed, rolled back: {type(error).__name__}: {error}")
         if not outcome.succeeded:
-            self._restore(local, before, log)
+            try:
+                self._restore(local, before, log)
+            except Exception as error:  # UPDATE_ROLLBACK_FAILED: say what is left half-restored
+                log.write(f"Rollback incomplete ({type(error).__name__}: {error}): the next release starts this environment afresh from its last release\n")
+                outcome = Outcome.failed(f"{outcome.message}; rollback incomplete: {error}", outcome.alarm)
             self.store.discard(release)
             return outcome
         for problem in clean_up_stack(local.cloud, deployed=deployed, updated=local.stack):
