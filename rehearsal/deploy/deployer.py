@@ -280,7 +280,10 @@ class LocalDeployer:
             try:
                 self._restore(local, before, log)
             except Exception as error:  # UPDATE_ROLLBACK_FAILED: say what is left half-restored
-                log.write(f"Rollback incomplete ({type(error).__name__}: {error}): the next release starts this environment afresh from its last release\n")
+                log.write(
+                    f"Rollback incomplete ({type(error).__name__}: {error}): the next release starts "
+                    "this environment afresh from its last release\n"
+                )
                 outcome = Outcome.failed(f"{outcome.message}; rollback incomplete: {error}", outcome.alarm)
             self.store.discard(release)
             return outcome
