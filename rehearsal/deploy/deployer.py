@@ -28,13 +28,7 @@ from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.cloud.changeset import check_capabilities, create_change_set
 from rehearsal.cloud.intrinsics import IntrinsicResolver
-from rehearsal.cloud.provision import (
-    Stack,
-    clean_up_stack,
-    prepare_template,
-    roll_back_stack,
-    update_stack,
-)
+from rehearsal.cloud.provision import Stack, clean_up_stack, prepare_template, update_stack
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
 from rehearsal.cloud.template import (
     StackIdentity,
@@ -48,22 +42,10 @@ from rehearsal.deploy.hooks import run_hooks
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.deploy.shift import watch_shift
 from rehearsal.deploy.traffic import start_traffic
+from rehearsal.deploy.updates import Before, aliases_of, move_aliases_in_place, restore
 from rehearsal.release.deploy_port import DIRECT_ACTION_MODES, DeployRequest, Outcome
 from rehearsal.release.fidelity import NotEmulated
-from rehearsal.runtime.environment import (
-    LocalEnvironment,
-    publish_functions,
-    restore_functions,
-    start_environment,
-)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Before:
-    """What an update changed from: the deployed stack and where every alias pointed (UPDATE_ROLLBACK)."""
-
-    stack: Stack
-    routing: dict[tuple[str, str], dict[str, float]]  # (function, alias) -> weights
+from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
 
 
 @dataclass
@@ -72,7 +54,7 @@ class _Running:
 
     local: LocalEnvironment
     release: SavedRelease
-    before: _Before | None = None
+    before: Before | None = None
 
 
 class LocalDeployer:
@@ -271,14 +253,14 @@ class LocalDeployer:
             return Outcome.passed(
                 "no changes: the change set is empty, nothing deployed", outputs=local.outputs()
             )
-        before = _Before(stack=deployed, routing=self._aliases(local, deployed))
+        before = Before(stack=deployed, routing=aliases_of(local, deployed))
         try:
             outcome = self._execute(request, local, proposed, deployed)
         except Exception as error:  # whatever failed, CloudFormation rolls the whole update back
             outcome = Outcome.failed(f"update failed, rolled back: {type(error).__name__}: {error}")
         if not outcome.succeeded:
             try:
-                self._restore(local, before, log)
+                restore(local, before, log)
             except Exception as error:  # UPDATE_ROLLBACK_FAILED: say what is left half-restored
                 log.write(
                     f"Rollback incomplete ({type(error).__name__}: {error}): the next release starts "
@@ -306,7 +288,7 @@ class LocalDeployer:
         if new_versions:
             log.write("Published " + ", ".join(f"{n}:{v}" for n, v in sorted(new_versions.items())) + "\n")
         groups = [g for g in deployment_groups(stack) if g.function in new_versions]
-        self._update_aliases_in_place(local, stack, groups, changed, log)
+        move_aliases_in_place(local, stack, groups, changed, log)
         if groups:
             before = {
                 (g.function, g.alias): local.functions.alias_routing(g.function, g.alias)
@@ -322,31 +304,6 @@ class LocalDeployer:
         local.apply_stack(stack)  # the API and event source mappings refer to the aliases: updated after them
         log.write(f"Serving {len(local.gateway.routes)} routes and {len(local.sources)} event sources\n")
         return outcome
-
-    @staticmethod
-    def _update_aliases_in_place(
-        local: LocalEnvironment,
-        stack: Stack,
-        groups: list[DeploymentGroup],
-        changed: dict[str, str],
-        log: TextIO,
-    ) -> None:
-        """An alias without a deployment preference moves to its function's new version at once, as
-        CloudFormation updates an `AWS::Lambda::Alias` without CodeDeploy."""
-        deploying = {(g.function, g.alias) for g in groups}
-        for logical_id, version in sorted(changed.items()):
-            spec = stack.functions[logical_id]
-            if spec.alias_name and (spec.name, spec.alias_name) not in deploying:
-                local.functions.set_alias(spec.name, spec.alias_name, {version: 1.0})
-                log.write(f"Alias {spec.name}:{spec.alias_name} -> {version} (no deployment preference)\n")
-
-    @staticmethod
-    def _aliases(local: LocalEnvironment, stack: Stack) -> dict[tuple[str, str], dict[str, float]]:
-        return {
-            (spec.name, spec.alias_name): local.functions.alias_routing(spec.name, spec.alias_name)
-            for spec in stack.functions.values()
-            if spec.alias_name and local.functions.has_alias(spec.name, spec.alias_name)
-        }
 
     def _shift(
         self,
@@ -377,20 +334,6 @@ class LocalDeployer:
             return Outcome.failed(failure) if failure else outcome
         finally:
             driver.stop()
-
-    def _restore(self, local: LocalEnvironment, before: _Before, log: TextIO) -> None:
-        """UPDATE_ROLLBACK: resources, functions' `$LATEST`, aliases, routes and event sources as before."""
-        updated = local.stack
-        for problem in roll_back_stack(local.cloud, deployed=before.stack, updated=updated):
-            log.write(f"Rollback: {problem}\n")
-        restore_functions(before.stack, local.functions, updated=updated)
-        for (function, alias), weights in before.routing.items():
-            local.functions.set_alias(function, alias, weights)
-        local.apply_stack(before.stack)
-        log.write(
-            f"Rolled back: resources, {len(before.routing)} aliases, {len(local.gateway.routes)} routes and "
-            f"{len(local.sources)} event sources as before the update\n"
-        )
 
     @staticmethod
     def _note_not_emulated(stack: Stack, log: TextIO) -> None:
@@ -429,7 +372,7 @@ class LocalDeployer:
         running = self.running.get(environment)
         if running is None or running.before is None:
             return Outcome.failed(f"{environment} has no earlier release of this run to roll back to")
-        self._restore(running.local, running.before, log)
+        restore(running.local, running.before, log)
         previous = self.store.demote(environment)
         if previous is not None:
             running.release = previous

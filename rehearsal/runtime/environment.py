@@ -232,19 +232,7 @@ def _publish_function(
     current = _current_version(deployed, spec)
     if previous == settings and current is not None:  # nothing changed: $LATEST and versions stay
         return current
-    functions.put_function(
-        FunctionConfig(
-            name=spec.name,
-            handler=spec.handler,
-            code_dir=functions.unpack(spec.name, spec.code),
-            environment=environment,
-            timeout=spec.timeout,
-            memory_mb=spec.memory_mb,
-            runtime=spec.runtime,
-            layers=spec.layers,
-            reserved_concurrency=spec.reserved_concurrency,
-        )
-    )
+    functions.put_function(_config(functions, spec, environment))
     version_kept = (
         deployed is not None
         and spec.version_logical_id is not None
@@ -262,19 +250,21 @@ def restore_functions(deployed: Stack, functions: LocalFunctions, *, updated: St
         settings = deployed.function_settings.get(logical_id)
         if settings is None or settings == updated.function_settings.get(logical_id):
             continue
-        functions.put_function(
-            FunctionConfig(
-                name=spec.name,
-                handler=spec.handler,
-                code_dir=functions.unpack(spec.name, spec.code),
-                environment=deployed.function_environment(logical_id),
-                timeout=spec.timeout,
-                memory_mb=spec.memory_mb,
-                runtime=spec.runtime,
-                layers=spec.layers,
-                reserved_concurrency=spec.reserved_concurrency,
-            )
-        )
+        functions.put_function(_config(functions, spec, deployed.function_environment(logical_id)))
+
+
+def _config(functions: LocalFunctions, spec: FunctionSpec, environment: Mapping[str, str]) -> FunctionConfig:
+    return FunctionConfig(
+        name=spec.name,
+        handler=spec.handler,
+        code_dir=functions.unpack(spec.name, spec.code),
+        environment=environment,
+        timeout=spec.timeout,
+        memory_mb=spec.memory_mb,
+        runtime=spec.runtime,
+        layers=spec.layers,
+        reserved_concurrency=spec.reserved_concurrency,
+    )
 
 
 def _settings(stack: Stack, spec: FunctionSpec, environment: Mapping[str, str], code_sha: str) -> str:
