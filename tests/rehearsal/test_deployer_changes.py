@@ -98,11 +98,12 @@ def test_an_update_whose_change_set_is_empty_deploys_nothing_and_succeeds(
     deployer: tuple[LocalDeployer, Packager],
 ) -> None:
     local, packager = deployer
+    published = _staging(local).functions.versions(SUBMIT)
     outcome, log = _deploy(local, packager, "c-same")
     assert outcome.succeeded, log
     assert outcome.message.startswith("no changes")
     assert "Change set for orders-staging: no changes" in log
-    assert _staging(local).functions.versions(SUBMIT) == ["1"]
+    assert _staging(local).functions.versions(SUBMIT) == published
     assert _routing(local, SUBMIT) == {"1": 1.0}
 
 
@@ -114,15 +115,19 @@ def test_a_change_to_one_function_publishes_and_deploys_only_that_function(
     def describe_differently(document: dict[str, Any]) -> None:
         document["Resources"]["GetOrderFunction"]["Properties"]["Description"] = "GET /orders/{orderId}, v2"
 
+    functions = _staging(local).functions
+    aliased = [s.name for s in _staging(local).stack.functions.values() if s.alias_name and s.name != GET]
+    published_before = {name: functions.versions(name) for name in [*aliased, GET]}
     outcome, log = _deploy(local, packager, "c-one", edit=describe_differently)
     try:
         assert outcome.succeeded, log
-        assert _routing(local, GET) == {"2": 1.0}
+        new_version = functions.versions(GET)[-1]
+        assert new_version not in published_before[GET]
+        assert _routing(local, GET) == {new_version: 1.0}
         assert "Shifting 1 aliases" in log, log
-        aliased = [s.name for s in _staging(local).stack.functions.values() if s.alias_name and s.name != GET]
         assert aliased
         for name in aliased:  # no new version, no hook, no shift for the others
-            assert _staging(local).functions.versions(name) == ["1"], name
+            assert functions.versions(name) == published_before[name], name
             assert _routing(local, name) == {"1": 1.0}, name
     finally:
         assert local.roll_back(environment="staging", log=io.StringIO()).succeeded
@@ -249,9 +254,11 @@ def test_an_event_source_mapping_changed_by_an_update_is_polled_with_its_new_set
         events = document["Resources"]["ProcessOrdersFunction"]["Properties"]["Events"]
         events["Orders"]["Properties"]["BatchSize"] = 5
 
+    published = _staging(local).functions.versions("orders-staging-ProcessOrdersFunction")
     outcome, log = _deploy(local, packager, "c-batch", edit=smaller_batches)
     assert outcome.succeeded, log
     assert _orders_source_batch_sizes(local) == [5]  # the old poller stopped, one new one polls
-    assert _staging(local).functions.versions("orders-staging-ProcessOrdersFunction") == ["1"]
+    assert _staging(local).functions.versions("orders-staging-ProcessOrdersFunction") == published
+    assert _routing(local, "orders-staging-ProcessOrdersFunction") == {"1": 1.0}
     assert local.roll_back(environment="staging", log=io.StringIO()).succeeded
     assert _orders_source_batch_sizes(local) == [10]
