@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from rehearsal.alarms.evaluator import AlarmDefinition, CompositeAlarmDefinition, UnsupportedAlarmError
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
 from rehearsal.cloud.resources import ResourceCreators, as_text, function_arn
+from rehearsal.cloud.schemas import invalid_properties
 from rehearsal.cloud.server import LocalCloud
 from rehearsal.cloud.template import (
     Resolver,
@@ -59,6 +62,10 @@ class Stack:
     queue_sources: list[QueueSource] = field(default_factory=list)
     bucket_sources: list[BucketSource] = field(default_factory=list)
     rest_apis: list[RestApi] = field(default_factory=list)
+    # What the runtime published from this stack: each function's version, and the code and
+    # configuration it was published from (what PublishVersion compares).
+    function_versions: dict[str, str] = field(default_factory=dict)
+    function_settings: dict[str, str] = field(default_factory=dict)
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """The function's environment variables with every reference resolved."""
@@ -68,6 +75,7 @@ class Stack:
     def record_version(self, logical_id: str, version: str) -> None:
         """Make `Ref`/`GetAtt` of the function's `AWS::Lambda::Version` resource mean `version`."""
         spec = self.functions[logical_id]
+        self.function_versions[logical_id] = version
         if spec.version_logical_id is not None:
             arn = f"{function_arn(self.identity, spec.name)}:{version}"
             self.resolver.refs[spec.version_logical_id] = arn
@@ -161,8 +169,24 @@ def deploy_template(
     parameters: Mapping[str, str],
     base_dir: Path,
 ) -> Stack:
-    """CloudFormation's part of a deploy: transform (SAM) with the parameters the template declares, then
-    create its resources. The one sequence `make local`, a first deploy and an update all run."""
+    """CloudFormation's part of a create: transform (SAM) and validate, then create the resources.
+    The one sequence `make local` and a first deploy run."""
+    template = prepare_template(
+        document, identity=identity, environment=environment, parameters=parameters, base_dir=base_dir
+    )
+    return provision_stack(cloud, template, identity=identity, environment=environment)
+
+
+def prepare_template(
+    document: dict[str, Any],
+    *,
+    identity: StackIdentity,
+    environment: str,
+    parameters: Mapping[str, str],
+    base_dir: Path,
+) -> TransformedTemplate:
+    """The template as CloudFormation processes it before changing anything: transformed (SAM) with the
+    parameters it declares, and every property value its resource schema refuses reported in one line."""
     declared = document.get("Parameters") or {}
     values = {"Environment": environment, **parameters}
     template = transform_template(
@@ -171,4 +195,68 @@ def deploy_template(
         parameters={key: value for key, value in values.items() if key in declared},
         base_dir=base_dir,
     )
-    return provision_stack(cloud, template, identity=identity, environment=environment)
+    problems = invalid_properties(template, identity.region)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"Properties validation failed: {problems[0]}{more}: fix the template")
+    return template
+
+
+# ---------------------------------------------------------------- updates and their rollback
+
+
+def update_stack(cloud: LocalCloud, template: TransformedTemplate, *, deployed: Stack) -> Stack:
+    """CloudFormation's update, up to its cleanup: the new template's resources created or updated in
+    place (data kept), under the deployed stack's identity. What only the deployed stack has stays until
+    `clean_up_stack` (after the whole update succeeded) or goes with `roll_back_stack`."""
+    return provision_stack(cloud, template, identity=deployed.identity, environment=deployed.environment)
+
+
+def clean_up_stack(cloud: LocalCloud, *, deployed: Stack, updated: Stack) -> list[str]:
+    """UPDATE_COMPLETE_CLEANUP_IN_PROGRESS: delete what the update removed or replaced (DeletionPolicy
+    allowing). Returns one line per resource it could not delete."""
+    return _delete_unless_kept(cloud, gone=deployed, kept=updated, on_rollback=False)
+
+
+def roll_back_stack(cloud: LocalCloud, *, deployed: Stack, updated: Stack) -> list[str]:
+    """UPDATE_ROLLBACK: delete what the update created, then set the deployed template's resources back
+    (attributes, notifications: what `provision_stack` sets). Returns one line per resource left over."""
+    leftovers = _delete_unless_kept(cloud, gone=updated, kept=deployed, on_rollback=True)
+    provision_stack(cloud, deployed.template, identity=deployed.identity, environment=deployed.environment)
+    return leftovers
+
+
+def _delete_unless_kept(cloud: LocalCloud, *, gone: Stack, kept: Stack, on_rollback: bool) -> list[str]:
+    keep = {(kind, physical) for _, kind, physical in kept.created}
+    keep_queues = {source.queue_url for source in kept.bucket_sources}
+    problems: list[str] = []
+    for logical_id, kind, physical in reversed(gone.created):
+        if (kind, physical) in keep or _retained(gone.template.resources.get(logical_id, {}), on_rollback):
+            continue
+        try:
+            _delete(cloud, kind, physical)
+        except ClientError as error:  # CloudFormation leaves it too (DELETE_FAILED): say so
+            problems.append(f"{logical_id} ({kind}) {physical} not deleted: {error}")
+    for source in gone.bucket_sources:  # the internal queues that carry S3 notifications to functions
+        if source.queue_url not in keep_queues:
+            cloud.client("sqs").delete_queue(QueueUrl=source.queue_url)
+    return problems
+
+
+def _retained(resource: Mapping[str, Any], on_rollback: bool) -> bool:
+    """DeletionPolicy: Retain keeps a resource in both cases; RetainExceptOnCreate only on cleanup."""
+    policy = resource.get("DeletionPolicy", "Delete")
+    return bool(policy == "Retain" or (policy == "RetainExceptOnCreate" and not on_rollback))
+
+
+def _delete(cloud: LocalCloud, kind: str, physical: str) -> None:
+    if kind == "AWS::DynamoDB::Table":
+        cloud.client("dynamodb").delete_table(TableName=physical)
+    elif kind == "AWS::SQS::Queue":
+        cloud.client("sqs").delete_queue(QueueUrl=physical)
+    elif kind == "AWS::S3::Bucket":  # fails when not empty, as CloudFormation's delete does
+        cloud.client("s3").delete_bucket(Bucket=physical)
+    elif kind == "AWS::SNS::Topic":
+        cloud.client("sns").delete_topic(TopicArn=physical)
+    elif kind == "AWS::SNS::Subscription":
+        cloud.client("sns").unsubscribe(SubscriptionArn=physical)

@@ -1,14 +1,19 @@
 """Read a SAM or CloudFormation template, transform it as AWS does, and resolve its intrinsic functions.
 
 The SAM transform is `aws-sam-translator`, the library CloudFormation runs for
-`AWS::Serverless-2016-10-31`. A source template's local `CodeUri` (a folder) is not accepted by
-the translator, so it is swapped for a placeholder S3 location before the transform and mapped
-back to the folder afterwards; a packaged template's `s3://` locations pass through unchanged.
+`AWS::Serverless-2016-10-31`. A source template's local `CodeUri` (a folder or a zip) is not
+accepted by the translator, so it is swapped for a placeholder S3 location before the transform and
+mapped back afterwards; a packaged template's `s3://` locations pass through unchanged. The
+placeholder's key is the code's CodeSha256, as `sam package` names what it uploads by content: the
+translator derives a function's `AWS::Lambda::Version` logical id from that location, so a new
+version is published when, and only when, the code (or the configuration SAM hashes) changes.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import logging
 import re
@@ -27,7 +32,7 @@ from rehearsal.base.errors import UserError
 
 LOCAL_CODE_BUCKET = "rehearsal-local-code"
 _SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
-_NO_VALUE = object()
+NO_VALUE = object()  # what `Ref: AWS::NoValue` resolves to: the property is left out
 
 
 class UnresolvedReferenceError(Exception):
@@ -162,8 +167,13 @@ def _swap_local_code_uris(document: dict[str, Any], base_dir: Path) -> dict[str,
     def swap(properties: dict[str, Any]) -> None:
         uri = properties.get("CodeUri")
         if isinstance(uri, str) and not uri.startswith("s3://"):
-            key = f"local/{uri.strip('/') or '.'}"
-            local_code[key] = (base_dir / uri).resolve()
+            path = (base_dir / uri).resolve()
+            # A Globals CodeUri every function overrides may name nothing: only code that exists is hashed.
+            named = uri
+            if path.exists():
+                named = code_sha256(path).rstrip("=").replace("/", "_").replace("+", "-")
+            key = f"local/{named.strip('/') or '.'}"
+            local_code[key] = path
             properties["CodeUri"] = f"s3://{LOCAL_CODE_BUCKET}/{key}"
 
     function_globals = (document.get("Globals") or {}).get("Function")
@@ -173,6 +183,22 @@ def _swap_local_code_uris(document: dict[str, Any], base_dir: Path) -> dict[str,
         if resource.get("Type") == "AWS::Serverless::Function":
             swap(resource.setdefault("Properties", {}))
     return local_code
+
+
+def code_sha256(path: Path) -> str:
+    """Lambda's CodeSha256 (base64 SHA-256) of a zip; of a folder, the same over its files, path by path.
+
+    A folder is what `make local` runs from: `__pycache__` is left out, it is not code the author wrote.
+    """
+    digest = hashlib.sha256()
+    if path.is_file():
+        digest.update(path.read_bytes())
+    elif path.is_dir():
+        for item in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(str(item.relative_to(path)).encode() + b"\0" + item.read_bytes() + b"\0")
+    else:
+        raise UserError(f"the function code {path} does not exist: check the template's CodeUri")
+    return base64.b64encode(digest.digest()).decode()
 
 
 def _run_sam_translator(document: dict[str, Any], values: dict[str, Any], region: str) -> dict[str, Any]:
@@ -226,7 +252,7 @@ class Resolver:
         """Return `value` with every intrinsic function replaced by its result."""
         if isinstance(value, list):
             items = [self.resolve(item) for item in value]
-            return [item for item in items if item is not _NO_VALUE]
+            return [item for item in items if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -235,7 +261,7 @@ class Resolver:
             if function is not None:
                 return function(argument)
         resolved = {key: self.resolve(item) for key, item in value.items()}
-        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 
     def _functions(self) -> dict[str, Callable[[Any], Any]]:
         return {
@@ -259,7 +285,7 @@ class Resolver:
 
     def _ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
-            return _NO_VALUE
+            return NO_VALUE
         if name in self.parameters:
             return self.parameters[name]
         if name in self.refs:

@@ -1,12 +1,14 @@
 """The local deployer: CloudFormation deploy actions of the pipeline, run against the local cloud.
 
 For each deploy action it takes the packaged template and its code out of the artifact bucket,
-provisions (or updates) the environment, publishes new function versions without moving the
-`live` aliases, runs the PreTraffic hook as CodeDeploy does, shifts the aliases as each
-deployment group's configuration says (time-compressed by the one `TimeScale` it is given) while
-synthetic traffic runs, watches the deployment groups' alarms and, on ALARM, moves the aliases
-back and fails the action naming the alarm. Environments stay up (gateway serving) until the
-release ends; what they run is kept under `.rehearsal/deployer/` for the next release.
+checks property values and capabilities before changing anything, and on an update executes a
+change set (ADR 0046): it deploys nothing when the change set is empty, publishes versions only of
+the functions that changed, runs the PreTraffic hook and shifts those aliases as each deployment
+group's configuration says (time-compressed by the one `TimeScale` it is given) while synthetic
+traffic runs, watches the groups' alarms, then serves the new routes and event sources in place.
+A failure (hook, ALARM, error) restores everything the update changed and fails the action naming
+the cause. Environments stay up (gateway serving) until the release ends; what they run is kept
+under `.rehearsal/deployer/` for the next release.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -25,10 +27,15 @@ from rehearsal.base.aws import DEFAULT_PLACE, PIPELINE, AccountRegion
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
+from rehearsal.cloud.changeset import check_capabilities, create_change_set
 from rehearsal.cloud.intrinsics import IntrinsicResolver
-from rehearsal.cloud.provision import Stack, deploy_template
+from rehearsal.cloud.provision import Stack, clean_up_stack, prepare_template, update_stack
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
-from rehearsal.cloud.template import load_template
+from rehearsal.cloud.template import (
+    StackIdentity,
+    TransformedTemplate,
+    load_template,
+)
 from rehearsal.deploy.alarm_publisher import AlarmPublisher
 from rehearsal.deploy.bake import bake
 from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
@@ -36,7 +43,8 @@ from rehearsal.deploy.hooks import run_hooks
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.deploy.shift import watch_shift
 from rehearsal.deploy.traffic import start_traffic
-from rehearsal.release.deploy_port import DeployRequest, Outcome, RecoveredEnvironment
+from rehearsal.deploy.updates import Before, aliases_of, move_aliases_in_place, restore
+from rehearsal.release.deploy_port import DIRECT_ACTION_MODES, DeployRequest, Outcome, RecoveredEnvironment
 from rehearsal.release.fidelity import NotEmulated
 from rehearsal.release.pipeline_model import PipelineModel, load_pipeline
 from rehearsal.runtime.environment import LocalEnvironment, publish_functions, start_environment
@@ -48,8 +56,7 @@ class _Running:
 
     local: LocalEnvironment
     release: SavedRelease
-    before: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (function, alias)
-    before_stack: Stack | None = None
+    before: Before | None = None
     place: AccountRegion = DEFAULT_PLACE  # the account and region whose local cloud it runs in
 
 
@@ -166,13 +173,40 @@ class LocalDeployer:
             running = self._moved_out_of(
                 self.environment(request.environment, place=request.place, log=log), request
             )
+            proposed = self._propose(request, release, running)
             if running is None:
                 outcome = self._create(request, release)
             else:
-                outcome = self._update(request, release, running)
+                outcome = self._update(request, release, running, proposed)
         except UserError as error:
             return Outcome.failed(str(error))
         return self._with_not_emulated(request.environment, outcome)
+
+    def _propose(
+        self, request: DeployRequest, release: SavedRelease, running: _Running | None
+    ) -> TransformedTemplate:
+        """The template as CloudFormation processes it before changing anything: transformed, its
+        property values checked against the resource schemas, its capabilities against the action's."""
+        document = load_template(release.template)
+        identity = (
+            running.local.stack.identity
+            if running is not None
+            else StackIdentity(
+                stack_name=release.stack_name,
+                region=request.place.region,
+                account_id=request.place.account_id,
+            )
+        )
+        proposed = prepare_template(
+            document,
+            identity=identity,
+            environment=request.environment,
+            parameters=release.parameters,
+            base_dir=release.directory,
+        )
+        direct = request.action_mode in DIRECT_ACTION_MODES
+        check_capabilities(document, proposed, request.capabilities, direct=direct)
+        return proposed
 
     def _with_not_emulated(self, environment: str, outcome: Outcome) -> Outcome:
         """The run's not_emulated record: resources provisioned as names only, and what the runtime lacks."""
@@ -252,44 +286,83 @@ class LocalDeployer:
         log.write("New stack: aliases point at the first versions (CodeDeploy shifts only on updates)\n")
         return Outcome.passed("stack created", outputs=local.outputs())
 
-    def _update(self, request: DeployRequest, release: SavedRelease, running: _Running) -> Outcome:
-        log = request.log
-        local = running.local
-        old_stack = local.stack
+    def _update(
+        self, request: DeployRequest, release: SavedRelease, running: _Running, proposed: TransformedTemplate
+    ) -> Outcome:
+        """Execute the change set: provision, publish what changed, CodeDeploy only the functions whose
+        version changed, then serve the new routes and event sources; on failure restore all of it."""
+        log, local = request.log, running.local
+        deployed = local.stack
         log.write(
             f"Updating stack {request.stack_name}: {running.release.commit[:12]} -> {request.commit[:12]}\n"
         )
-        stack = deploy_template(
-            local.cloud,
-            load_template(release.template),
-            identity=old_stack.identity,
-            environment=local.name,
-            parameters=release.parameters,
-            base_dir=release.directory,
+        change_set = create_change_set(
+            stack_name=request.stack_name,
+            deployed=deployed.template,
+            proposed=proposed,
+            region=local.cloud.region,
         )
-        groups = deployment_groups(stack)
-        before = {
-            (group.function, group.alias): local.functions.alias_routing(group.function, group.alias)
-            for group in groups
-            if local.functions.has_alias(group.function, group.alias)
-        }
-        published = publish_functions(stack, local.functions, point_new_aliases=False)
-        new_versions = {stack.functions[lid].name: version for lid, version in published.items()}
-        log.write("Published " + ", ".join(f"{n}:{v}" for n, v in sorted(new_versions.items())) + "\n")
-        local.stack = stack
+        log.write(change_set.describe())
+        if change_set.empty:  # the environment keeps serving (and the store keeps) the deployed release
+            self.store.discard(release)
+            self.last_deployed = request.environment
+            return Outcome.passed(
+                "no changes: the change set is empty, nothing deployed", outputs=local.outputs()
+            )
+        before = Before(stack=deployed, routing=aliases_of(local, deployed))
         self.store.begin(request.environment, serving=running.release, staged=release)
-        outcome = self._shift(request, local, groups, before, new_versions)
+        try:
+            outcome = self._execute(request, local, proposed, deployed)
+        except Exception as error:  # whatever failed, CloudFormation rolls the whole update back
+            outcome = Outcome.failed(f"update failed, rolled back: {type(error).__name__}: {error}")
         if not outcome.succeeded:
-            self._restore(local, before, log)
-            local.stack = old_stack
+            try:
+                restore(local, before, log)
+            except Exception as error:  # UPDATE_ROLLBACK_FAILED: say what is left half-restored
+                log.write(
+                    f"Rollback incomplete ({type(error).__name__}: {error}): the next release starts "
+                    "this environment afresh from its last release\n"
+                )
+                outcome = Outcome.failed(f"{outcome.message}; rollback incomplete: {error}", outcome.alarm)
             self.store.discard(release)
             self.store.end(request.environment)
             return outcome
-        running.before, running.before_stack, running.release = before, old_stack, release
+        for problem in clean_up_stack(local.cloud, deployed=deployed, updated=local.stack):
+            log.write(f"Cleanup: {problem}\n")
+        running.before, running.release = before, release
         self.store.promote(request.environment, release)
         self.store.end(request.environment)
         self.last_deployed = request.environment
         return Outcome.passed(outcome.message, outputs=local.outputs())
+
+    def _execute(
+        self, request: DeployRequest, local: LocalEnvironment, proposed: TransformedTemplate, deployed: Stack
+    ) -> Outcome:
+        log = request.log
+        stack = update_stack(local.cloud, proposed, deployed=deployed)
+        local.stack = stack  # the shift's alarms are the new template's
+        versions = publish_functions(stack, local.functions, point_new_aliases=False, deployed=deployed)
+        changed = {lid: v for lid, v in versions.items() if v != deployed.function_versions.get(lid)}
+        new_versions = {stack.functions[lid].name: version for lid, version in changed.items()}
+        if new_versions:
+            log.write("Published " + ", ".join(f"{n}:{v}" for n, v in sorted(new_versions.items())) + "\n")
+        groups = [g for g in deployment_groups(stack) if g.function in new_versions]
+        move_aliases_in_place(local, stack, groups, changed, log)
+        if groups:
+            before = {
+                (g.function, g.alias): local.functions.alias_routing(g.function, g.alias)
+                for g in groups
+                if local.functions.has_alias(g.function, g.alias)
+            }
+            outcome = self._shift(request, local, groups, before, new_versions)
+            if not outcome.succeeded:
+                return outcome
+        else:
+            outcome = Outcome.passed("no function version changed: no CodeDeploy deployment")
+            log.write(f"{outcome.message}\n")
+        local.apply_stack(stack)  # the API and event source mappings refer to the aliases: updated after them
+        log.write(f"Serving {len(local.gateway.routes)} routes and {len(local.sources)} event sources\n")
+        return outcome
 
     def _shift(
         self,
@@ -320,13 +393,6 @@ class LocalDeployer:
             return Outcome.failed(failure) if failure else outcome
         finally:
             driver.stop()
-
-    def _restore(
-        self, local: LocalEnvironment, routing: dict[tuple[str, str], dict[str, float]], log: TextIO
-    ) -> None:
-        for (function, alias), weights in routing.items():
-            local.functions.set_alias(function, alias, weights)
-        log.write(f"Aliases back on the versions served before ({len(routing)} functions)\n")
 
     @staticmethod
     def _note_not_emulated(stack: Stack, log: TextIO) -> None:
@@ -386,15 +452,13 @@ class LocalDeployer:
 
     def roll_back(self, *, environment: str, log: TextIO) -> Outcome:
         running = self.running.get(environment)
-        if running is None or not running.before:
+        if running is None or running.before is None:
             return Outcome.failed(f"{environment} has no earlier release of this run to roll back to")
-        self._restore(running.local, running.before, log)
-        if running.before_stack is not None:
-            running.local.stack = running.before_stack
+        restore(running.local, running.before, log)
         previous = self.store.demote(environment)
         if previous is not None:
             running.release = previous
-        running.before, running.before_stack = {}, None
+        running.before = None
         return Outcome.passed(f"{environment} serves its previous release again")
 
     def recover_interrupted(self) -> tuple[RecoveredEnvironment, ...]:

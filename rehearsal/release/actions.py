@@ -323,9 +323,9 @@ class ActionExecutors:
             pending = attempt.change_sets.pop(key)
         else:
             return Outcome.failed(f"ActionMode {mode} is not emulated offline")
-        return self._deploy(context, stack, pending)
+        return self._deploy(context, stack, pending, mode)
 
-    def _deploy(self, context: ActionContext, stack: str, pending: PendingChangeSet) -> Outcome:
+    def _deploy(self, context: ActionContext, stack: str, pending: PendingChangeSet, mode: str) -> Outcome:
         """Execute a change set through the deployer port; on success the environment serves this commit."""
         action, commit = context.action, self.options.revision.commit
         environment = pending.parameters.get("Environment") or action.stage.lower()
@@ -340,6 +340,7 @@ class ActionExecutors:
                 commit=commit,
                 log=context.log,
                 place=action.place,
+                action_mode=mode,
             )
         )
         for fact in outcome.not_emulated:

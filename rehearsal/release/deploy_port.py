@@ -18,6 +18,11 @@ from typing import Protocol, TextIO
 from rehearsal.base.aws import DEFAULT_PLACE, AccountRegion
 from rehearsal.release.fidelity import NotEmulated
 
+# Action modes that create or update the stack directly, without a change set: only these need
+# CAPABILITY_AUTO_EXPAND for a transform (CreateChangeSet: "This capacity doesn't apply to creating
+# change sets"). Whether CodePipeline's CREATE_UPDATE uses a change set internally is unverified.
+DIRECT_ACTION_MODES = frozenset({"CREATE_UPDATE", "REPLACE_ON_FAILURE"})
+
 
 @dataclass(frozen=True)
 class DeployRequest:
@@ -32,6 +37,7 @@ class DeployRequest:
     commit: str  # the release's commit: the deployer labels versions with it
     log: TextIO  # the action's log
     place: AccountRegion = DEFAULT_PLACE  # the action's account (its RoleArn's) and Region
+    action_mode: str = "CHANGE_SET_EXECUTE"  # the action's ActionMode (CREATE_UPDATE: no change set)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ It sits above `provision` and the other runtime modules; nothing below imports i
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,11 +20,13 @@ from rehearsal.alarms.evaluator import AlarmEvaluator
 from rehearsal.alarms.metrics import MetricStore
 from rehearsal.base.aws import ACCESS_KEY_ID, DEFAULT_PLACE, LOCAL, SECRET_ACCESS_KEY, AccountRegion
 from rehearsal.base.clock import REAL_TIME, TimeScale
+from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource
 from rehearsal.cloud.provision import Stack, StackAlarms, deploy_template
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
 from rehearsal.cloud.template import (
     StackIdentity,
     UnresolvedReferenceError,
+    code_sha256,
     load_template,
 )
 from rehearsal.runtime.control_plane import ControlPlane
@@ -70,6 +73,11 @@ class LocalEnvironment:
     threads: list[threading.Thread] = field(default_factory=list)
     # False when the caller gave the cloud: environments of one account and region share it (ADR 0049).
     owns_cloud: bool = True
+    # Each event source's poller and the event that stops it alone (an update may remove the source).
+    sources: dict[QueueSource | BucketSource, tuple[threading.Thread, threading.Event]] = field(
+        default_factory=dict
+    )
+    sampler: QueueMetricsSampler | None = None
 
     @property
     def base_url(self) -> str:
@@ -94,53 +102,77 @@ class LocalEnvironment:
 
     def start_event_sources(self) -> None:
         """Start SQS pollers, S3 notification delivery and the queue-depth sampler."""
-        region = self.cloud.region
-        for source in self.stack.queue_sources:
-            self.threads.append(
-                QueuePoller(
-                    source,
-                    sqs=self.cloud.client("sqs"),
-                    invoke=self.functions.invoke,
-                    region=region,
-                    stopping=self.stopping,
-                    log_sink=self.log_sink,
-                    time_scale=self.time_scale,
-                )
-            )
-        for bucket_source in self.stack.bucket_sources:
-            self.threads.append(
-                BucketEventDelivery(
-                    bucket_source,
-                    sqs=self.cloud.client("sqs"),
-                    invoke=self.functions.invoke,
-                    stopping=self.stopping,
-                    log_sink=self.log_sink,
-                    time_scale=self.time_scale,
-                )
-            )
-        queues = {
+        self.sampler = QueueMetricsSampler(
+            self._queue_names(),
+            sqs=self.cloud.client("sqs"),
+            store=self.metrics,
+            stopping=self.stopping,
+            interval=max(self.time_scale.real_seconds(60), 0.5),
+        )
+        self.threads.append(self.sampler)
+        self.sampler.start()
+        self._sync_event_sources()
+
+    def apply_stack(self, stack: Stack) -> None:
+        """Serve an updated stack in place, as an update changes a live API and its mappings: the gateway
+        reloads its route table (routes, validators, models), pollers of removed or changed event
+        sources stop and those of new ones start. Nothing restarts; functions keep their workers."""
+        self.stack = stack
+        self.gateway.reload(stack.rest_apis)
+        self._sync_event_sources()
+        if self.sampler is not None:
+            self.sampler.queue_urls = self._queue_names()
+
+    def _queue_names(self) -> dict[str, str]:
+        return {
             str(self.stack.resolver.attributes[(logical_id, "QueueName")]): physical
             for logical_id, kind, physical in self.stack.created
             if kind == "AWS::SQS::Queue"
         }
-        self.threads.append(
-            QueueMetricsSampler(
-                queues,
+
+    def _sync_event_sources(self) -> None:
+        """One poller per event source the stack describes: an unchanged source keeps its poller."""
+        wanted: list[QueueSource | BucketSource] = [*self.stack.queue_sources, *self.stack.bucket_sources]
+        for source in [s for s in self.sources if s not in wanted]:
+            thread, stop = self.sources.pop(source)
+            stop.set()
+            thread.join(timeout=5)
+        for source in wanted:
+            if source not in self.sources:
+                stop = threading.Event()
+                thread = self._poller(source, stop)
+                self.sources[source] = (thread, stop)
+                thread.start()
+
+    def _poller(self, source: QueueSource | BucketSource, stop: threading.Event) -> threading.Thread:
+        if isinstance(source, QueueSource):
+            return QueuePoller(
+                source,
                 sqs=self.cloud.client("sqs"),
-                store=self.metrics,
-                stopping=self.stopping,
-                interval=max(self.time_scale.real_seconds(60), 0.5),
+                invoke=self.functions.invoke,
+                region=self.cloud.region,
+                stopping=stop,
+                log_sink=self.log_sink,
+                time_scale=self.time_scale,
             )
+        return BucketEventDelivery(
+            source,
+            sqs=self.cloud.client("sqs"),
+            invoke=self.functions.invoke,
+            stopping=stop,
+            log_sink=self.log_sink,
+            time_scale=self.time_scale,
         )
-        for thread in self.threads:
-            thread.start()
 
     def stop(self) -> None:
         """Stop pollers, gateway, control plane, workers and the local cloud (if its own), in that order."""
         self.stopping.set()
-        for thread in self.threads:
+        for _, stop in self.sources.values():
+            stop.set()
+        for thread in [*self.threads, *(thread for thread, _ in self.sources.values())]:
             thread.join(timeout=5)
         self.threads.clear()
+        self.sources.clear()
         steps = [self.gateway.stop, self.control.stop, self.functions.close]
         for step in (*steps, self.cloud.stop) if self.owns_cloud else steps:
             with contextlib.suppress(Exception):
@@ -148,15 +180,26 @@ class LocalEnvironment:
 
 
 def publish_functions(
-    stack: Stack, functions: LocalFunctions, *, point_new_aliases: bool = True
+    stack: Stack,
+    functions: LocalFunctions,
+    *,
+    point_new_aliases: bool = True,
+    deployed: Stack | None = None,
 ) -> dict[str, str]:
-    """Register every function of the stack and publish a version of each; return {logical id: version}.
+    """Register every function of the stack and publish the versions the template asks for; return
+    {logical id: version it now has} for every function.
 
-    Functions whose environment refers to another function's version (a PreTraffic hook's
-    `VERSIONS_UNDER_TEST`) are published after that function. An alias that does not exist yet
-    is pointed at the new version; existing aliases are left for the deployer to shift.
+    On a create (`deployed` is None) each function gets its first version. On an update, a function
+    whose `AWS::Lambda::Version` the deployed template already had keeps its version (SAM renames that
+    resource when the code location, CodeSha256-named, or the configuration it hashes changes), and
+    Lambda's PublishVersion publishes nothing when the code (CodeSha256) and configuration equal the
+    latest version's. A function without a Version resource (a hook) is republished only when it
+    changed, so that its next invocation by number runs its new `$LATEST`. A function whose environment
+    refers to another function's version (a PreTraffic hook's `VERSIONS_UNDER_TEST`) is published
+    after that function. An alias that does not exist yet is pointed at the new version; existing
+    aliases are left for the deployer to shift.
     """
-    published: dict[str, str] = {}
+    versions: dict[str, str] = {}
     pending = dict(stack.functions)
     while pending:
         progressed = False
@@ -165,28 +208,87 @@ def publish_functions(
                 environment = stack.function_environment(logical_id)
             except UnresolvedReferenceError:
                 continue
-            config = FunctionConfig(
-                name=spec.name,
-                handler=spec.handler,
-                code_dir=functions.unpack(spec.name, spec.code),
-                environment=environment,
-                timeout=spec.timeout,
-                memory_mb=spec.memory_mb,
-                runtime=spec.runtime,
-                layers=spec.layers,
-                reserved_concurrency=spec.reserved_concurrency,
-            )
-            functions.put_function(config)
-            version = functions.publish_version(spec.name)
+            version = _publish_function(stack, functions, spec, environment, deployed)
             stack.record_version(logical_id, version)
             if spec.alias_name and point_new_aliases and not functions.has_alias(spec.name, spec.alias_name):
                 functions.set_alias(spec.name, spec.alias_name, {version: 1.0})
-            published[logical_id] = version
+            versions[logical_id] = version
             del pending[logical_id]
             progressed = True
         if not progressed:
             raise UnresolvedReferenceError(", ".join(sorted(pending)))
-    return published
+    return versions
+
+
+def _publish_function(
+    stack: Stack,
+    functions: LocalFunctions,
+    spec: FunctionSpec,
+    environment: Mapping[str, str],
+    deployed: Stack | None,
+) -> str:
+    """The function's `$LATEST` updated (CloudFormation updates it in place) and the version it now has."""
+    code_sha = code_sha256(spec.code)
+    settings = _settings(stack, spec, environment, code_sha)
+    stack.function_settings[spec.logical_id] = settings
+    previous = deployed.function_settings.get(spec.logical_id) if deployed else None
+    current = _current_version(deployed, spec)
+    if previous == settings and current is not None:  # nothing changed: $LATEST and versions stay
+        return current
+    functions.put_function(_config(functions, spec, environment))
+    version_kept = (
+        deployed is not None
+        and spec.version_logical_id is not None
+        and spec.version_logical_id in deployed.template.resources
+    )
+    if version_kept and current is not None:
+        return current
+    return functions.publish_version(spec.name)
+
+
+def restore_functions(deployed: Stack, functions: LocalFunctions, *, updated: Stack) -> None:
+    """Put back the `$LATEST` of every function an update changed, as its rollback does (no version is
+    published: the versions the update published stay, unused, as SAM's retained versions do)."""
+    for logical_id, spec in deployed.functions.items():
+        settings = deployed.function_settings.get(logical_id)
+        if settings is None or settings == updated.function_settings.get(logical_id):
+            continue
+        functions.put_function(_config(functions, spec, deployed.function_environment(logical_id)))
+
+
+def _config(functions: LocalFunctions, spec: FunctionSpec, environment: Mapping[str, str]) -> FunctionConfig:
+    return FunctionConfig(
+        name=spec.name,
+        handler=spec.handler,
+        code_dir=functions.unpack(spec.name, spec.code),
+        environment=environment,
+        timeout=spec.timeout,
+        memory_mb=spec.memory_mb,
+        runtime=spec.runtime,
+        layers=spec.layers,
+        reserved_concurrency=spec.reserved_concurrency,
+    )
+
+
+def _settings(stack: Stack, spec: FunctionSpec, environment: Mapping[str, str], code_sha: str) -> str:
+    """What a version is made of, as one comparable text: PublishVersion compares the code and every
+    configuration property (description, memory, role...), not only what the local runtime uses."""
+    properties = stack.template.resources[spec.logical_id].get("Properties") or {}
+    configuration = stack.resolver.resolve(
+        {key: value for key, value in properties.items() if key not in ("Code", "Environment")}
+    )
+    return json.dumps(
+        {"code": code_sha, "environment": dict(environment), "configuration": configuration},
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _current_version(deployed: Stack | None, spec: FunctionSpec) -> str | None:
+    """The version the deployed stack recorded for this function (None: a function new in this update)."""
+    if deployed is None or spec.logical_id not in deployed.functions:
+        return None
+    return deployed.function_versions.get(spec.logical_id)
 
 
 def start_environment(

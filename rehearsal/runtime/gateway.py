@@ -58,10 +58,18 @@ class Gateway:
     _server: LoopbackServer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        for api in self.apis:
-            routes, problems = routes_from_api(api)
-            self.routes.extend(routes)
-            self.problems.extend(problems)
+        self.reload(self.apis)
+
+    def reload(self, apis: list[RestApi]) -> None:
+        """Serve `apis` from the next request on: the route table is swapped whole, as a new stage
+        deployment replaces what API Gateway serves, and requests in flight finish on the old one."""
+        routes: list[Route] = []
+        problems: list[str] = []
+        for api in apis:
+            found, unserved = routes_from_api(api)
+            routes.extend(found)
+            problems.extend(unserved)
+        self.apis, self.routes, self.problems = list(apis), routes, problems
 
     @property
     def base_url(self) -> str:
@@ -90,7 +98,7 @@ class Gateway:
             self._server = None
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        for route in self.routes:
+        for route in self.routes:  # one read of the table: a reload swaps it, never edits it
             found = route.pattern.match(path)
             if found and route.method in (method, "ANY"):
                 return route, found.groupdict()

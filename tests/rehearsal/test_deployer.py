@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,15 +19,13 @@ from rehearsal.alarms.evaluator import (
 )
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
-from rehearsal.cloud.template import load_template
 from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.deploy.release_store import ReleaseStore
 from rehearsal.deploy.shift import serving_version
 from rehearsal.deploy.traffic import traffic_steps, weight_at
-from rehearsal.release.deploy_port import DeployRequest, Outcome
+from rehearsal.release.deploy_port import Outcome
+from tests.rehearsal.deploy_support import Packager, deploy_request
 
-REPO = Path(__file__).resolve().parents[2]
-BUCKET = "artifactsbucket88671897"
 TIME_SCALE = TimeScale(seconds_per_minute=0.2)
 
 # ---------------------------------------------------------------- pure parts
@@ -104,58 +100,6 @@ def test_without_environments_rules_and_rollbacks_fail_with_a_reason(tmp_path: P
 # ---------------------------------------------------------------- a deployer against the local cloud
 
 
-def _zip(source: Path, patch: tuple[str, str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(source.rglob("*.py")) + sorted(source.rglob("*.json")):
-            if "__pycache__" in path.parts:
-                continue
-            name = str(path.relative_to(source))
-            text = path.read_text(encoding="utf-8")
-            if patch and name == patch[0]:
-                assert patch[1] in text
-                text = text.replace(patch[1], patch[2])
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
-
-class Packager:
-    """`sam package` by hand: a zip in the artifact bucket, the template's CodeUris pointing at it."""
-
-    def __init__(self, deployer: LocalDeployer, root: Path) -> None:
-        deployer.build_environment()
-        assert deployer.tooling is not None
-        self.s3 = deployer.tooling.client("s3")
-        self.s3.create_bucket(Bucket=BUCKET)
-        self.root = root
-        self.count = 0
-
-    def package(self, patch: tuple[str, str, str] | None = None) -> Path:
-        self.count += 1
-        key = f"packages/{self.count}"
-        self.s3.put_object(Bucket=BUCKET, Key=key, Body=_zip(REPO / "service" / "src", patch))
-        document: dict[str, Any] = load_template(REPO / "service" / "template.yaml")
-        for resource in document["Resources"].values():
-            if resource["Type"] == "AWS::Serverless::Function":
-                resource["Properties"]["CodeUri"] = f"s3://{BUCKET}/{key}"
-        path = self.root / f"packaged-{self.count}.json"
-        path.write_text(json.dumps(document), encoding="utf-8")
-        return path
-
-
-def _request(template: Path, commit: str, deployment_type: str) -> DeployRequest:
-    return DeployRequest(
-        environment="staging",
-        stack_name="orders-staging",
-        template=template,
-        artifacts={},
-        parameters={"Environment": "staging", "DeploymentType": deployment_type},
-        capabilities=(),
-        commit=commit,
-        log=io.StringIO(),
-    )
-
-
 @pytest.fixture(scope="module")
 def deployer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalDeployer, Packager]]:
     root = tmp_path_factory.mktemp("deployer")
@@ -177,7 +121,7 @@ def _routing(
 def first_deploy(deployer: tuple[LocalDeployer, Packager]) -> Outcome:
     """The stack created once for this module; each test below leaves staging serving it again."""
     local, packager = deployer
-    return local.deploy(_request(packager.package(), "c1", "Canary10Percent5Minutes"))
+    return local.deploy(deploy_request(packager.package(), "c1", "Canary10Percent5Minutes"))
 
 
 def test_a_first_deploy_creates_the_stack_with_the_aliases_on_the_first_versions(
@@ -215,7 +159,7 @@ def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
         'raise OrderNotFoundError(f"Order {order_id} does not exist")',
         "raise RuntimeError",
     )
-    hooked = local.deploy(_request(packager.package(broken), "c2", "Canary10Percent5Minutes"))
+    hooked = local.deploy(deploy_request(packager.package(broken), "c2", "Canary10Percent5Minutes"))
     assert not hooked.succeeded
     assert "BeforeAllowTraffic hook" in hooked.message and hooked.alarm is None
     assert _routing(local) == {"1": 1.0}
@@ -232,7 +176,7 @@ def test_a_version_importing_a_module_its_package_lacks_fails_its_hook_and_never
         "from typing import Any\n",
         "from typing import Any\n\nimport hypothesis\n",
     )
-    hooked = local.deploy(_request(packager.package(missing), "c-missing", "Canary10Percent5Minutes"))
+    hooked = local.deploy(deploy_request(packager.package(missing), "c-missing", "Canary10Percent5Minutes"))
     assert not hooked.succeeded
     assert "BeforeAllowTraffic hook" in hooked.message and hooked.alarm is None
     assert _routing(local, "orders-staging-GetOrderFunction") == {"1": 1.0}
@@ -248,7 +192,7 @@ def test_a_bake_alarm_after_a_shift_fails_the_rule_and_a_rollback_serves_the_fir
         "    order_request = parse_order_request(request.json_body())\n",
         "    order_request = parse_order_request(request.json_body())\n    raise RuntimeError('fault')\n",
     )
-    shifted = local.deploy(_request(packager.package(faulty), "c3", "AllAtOnce"))
+    shifted = local.deploy(deploy_request(packager.package(faulty), "c3", "AllAtOnce"))
     assert shifted.succeeded, shifted.message
     assert serving_version(_routing(local)) != "1"
     log = io.StringIO()
