@@ -20,6 +20,7 @@ from rehearsal.base.aws import (
 )
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
+from rehearsal.cloud.roles import SEPARATE_POLICY_PREFIX, enforceable_policy, put_role
 from rehearsal.cloud.server import LocalCloud
 from rehearsal.cloud.template import (
     LOCAL_CODE_BUCKET,
@@ -42,9 +43,6 @@ _DESCRIBED = {
 }
 # Types with no local behaviour: listed in the output with why.
 _NOT_EMULATED = {
-    "AWS::IAM::Role": "IAM is not enforced locally: every function may call every local resource",
-    "AWS::IAM::Policy": "IAM is not enforced locally",
-    "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::Lambda::Permission": "resource policies are not enforced locally",
     "AWS::Lambda::LayerVersion": "a layer the template creates is not built (public Powertools layers are)",
     "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
@@ -112,6 +110,9 @@ class ResourceCreators:
             "AWS::Lambda::EventSourceMapping": self.event_source_mapping,
             "AWS::ApiGateway::RestApi": self.rest_api,
             "AWS::CloudWatch::Alarm": self.alarm,
+            "AWS::IAM::Role": self.role,
+            "AWS::IAM::Policy": self.policy,
+            "AWS::IAM::ManagedPolicy": self.managed_policy,
         }
 
     def name_functions_and_apis(self, resources: dict[str, dict[str, Any]]) -> None:
@@ -290,6 +291,77 @@ class ResourceCreators:
         )
         return str(name)
 
+    def role(self, logical_id: str, properties: dict[str, Any]) -> str:
+        """The role with its trust, inline and managed policies, enforced by the local cloud (ADR 0043)."""
+        props = self.resolver.resolve(properties)
+        name = str(props.get("RoleName") or physical_name(self.identity, logical_id, limit=64))
+        inline = {str(item["PolicyName"]): item["PolicyDocument"] for item in props.get("Policies") or ()}
+        arn, notes = put_role(
+            self.cloud.client("iam"),
+            name=name,
+            path=str(props.get("Path", "/")),
+            trust=props.get("AssumeRolePolicyDocument") or {},
+            inline=inline,
+            managed=[str(arn) for arn in props.get("ManagedPolicyArns") or ()],
+            lambda_stand_in=self.cloud.administrator_arn,
+        )
+        if props.get("PermissionsBoundary"):
+            notes += (f"PermissionsBoundary {props['PermissionsBoundary']} is not enforced",)
+        for note in notes:
+            self.stack.not_emulated.append((logical_id, "AWS::IAM::Role", note))
+        role_id = self.cloud.client("iam").get_role(RoleName=name)["Role"]["RoleId"]
+        self.resolver.refs[logical_id] = name
+        self.resolver.attributes.update({(logical_id, "Arn"): arn, (logical_id, "RoleId"): role_id})
+        return name
+
+    def policy(self, logical_id: str, properties: dict[str, Any]) -> str:
+        """An AWS::IAM::Policy: the same document put inline on each role it names."""
+        props = self.resolver.resolve(properties)
+        self._put_on_roles(
+            logical_id, f"{SEPARATE_POLICY_PREFIX}{props['PolicyName']}", props["PolicyDocument"], props
+        )
+        name = str(props["PolicyName"])
+        self.resolver.refs[logical_id] = name
+        return name
+
+    def managed_policy(self, logical_id: str, properties: dict[str, Any]) -> str:
+        """A customer managed policy: created (roles naming its ARN copy it), and put on its `Roles`."""
+        props = self.resolver.resolve(properties)
+        name = str(props.get("ManagedPolicyName") or physical_name(self.identity, logical_id, limit=128))
+        iam = self.cloud.client("iam")
+        document = json.dumps(props["PolicyDocument"])
+        arn = f"arn:aws:iam::{self.identity.account_id}:policy{props.get('Path', '/')}{name}"
+        try:
+            arn = iam.create_policy(PolicyName=name, Path=props.get("Path", "/"), PolicyDocument=document)[
+                "Policy"
+            ]["Arn"]
+        except iam.exceptions.EntityAlreadyExistsException:
+            for stale in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+                if not stale["IsDefaultVersion"]:
+                    iam.delete_policy_version(PolicyArn=arn, VersionId=stale["VersionId"])
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=document, SetAsDefault=True)
+        self._put_on_roles(
+            logical_id, f"{SEPARATE_POLICY_PREFIX}managed.{name}", props["PolicyDocument"], props
+        )
+        self.resolver.refs[logical_id] = arn
+        return str(arn)
+
+    def _put_on_roles(
+        self, logical_id: str, name: str, document: dict[str, Any], props: dict[str, Any]
+    ) -> None:
+        enforceable = enforceable_policy(document)
+        for note in enforceable.notes:
+            self.stack.not_emulated.append((logical_id, "AWS::IAM::Policy", note))
+        iam = self.cloud.client("iam")
+        for role in props.get("Roles") or ():
+            iam.put_role_policy(
+                RoleName=role, PolicyName=name, PolicyDocument=json.dumps(enforceable.document)
+            )
+        if props.get("Users") or props.get("Groups"):
+            self.stack.not_emulated.append(
+                (logical_id, "AWS::IAM::Policy", "Users and Groups are not given it")
+            )
+
     def function(self, logical_id: str, properties: dict[str, Any]) -> str:
         name = str(self.resolver.refs[logical_id])
         props = {key: value for key, value in properties.items() if key != "Environment"}
@@ -309,6 +381,7 @@ class ResourceCreators:
             alias_name=alias_name,
             layers=tuple(str(layer) for layer in props.get("Layers") or ()),
             reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
+            role=str(props["Role"]) if props.get("Role") else None,
         )
         return name
 

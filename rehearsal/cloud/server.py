@@ -7,6 +7,10 @@ stage can be torn down without touching the other. The server runs in a small ch
 ours (`python -m rehearsal.cloud.server`) that binds port 0 and reports the port it got, so there is no
 race for a free port, and that exits when its stdin closes, so it dies with its parent even when
 the parent is killed.
+
+IAM is enforced (moto's `INITIAL_NO_AUTH_ACTION_COUNT` = 0, ADR 0043): before it serves, the child
+creates the administrator IAM user whose fixed key the rehearsal's own clients sign with, so every
+other caller (a function's role session) is checked against its policies.
 """
 
 from __future__ import annotations
@@ -27,10 +31,22 @@ from typing import Any
 
 import boto3
 
-from rehearsal.base.aws import ACCESS_KEY_ID, ACCOUNT_ID, ALL_ENVIRONMENTS, REGION, SECRET_ACCESS_KEY
+from rehearsal.base.aws import (
+    ACCESS_KEY_ID,
+    ACCOUNT_ID,
+    ADMINISTRATOR_USER_NAME,
+    ALL_ENVIRONMENTS,
+    REGION,
+    SECRET_ACCESS_KEY,
+)
 from rehearsal.base.errors import UserError
 
 _COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+_ACCOUNT_VARIABLE = "REHEARSAL_CLOUD_ACCOUNT_ID"
+_ADMINISTRATOR_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "RehearsalAdministrator", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
 
 
 @dataclass
@@ -57,6 +73,11 @@ class LocalCloud:
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
         }
+
+    @property
+    def administrator_arn(self) -> str:
+        """The identity the rehearsal's own clients act as (and that plays the Lambda service)."""
+        return f"arn:aws:iam::{self.account_id}:user/{ADMINISTRATOR_USER_NAME}"
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` bound to this cloud, made once (clients are thread-safe)."""
@@ -95,6 +116,7 @@ def start_local_cloud(environment: str = "local", *, startup_timeout: float = 15
     if environment not in ALL_ENVIRONMENTS:
         raise UserError(f"unknown environment {environment!r}: use one of {', '.join(ALL_ENVIRONMENTS)}")
     env = {key: value for key, value in os.environ.items() if key not in _COVERAGE_VARIABLES}
+    env.update(enforcement_environment(ACCOUNT_ID))
     process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter running our own module
         [sys.executable, "-m", "rehearsal.cloud.server"],
         stdin=subprocess.PIPE,
@@ -129,12 +151,12 @@ def _read_port(process: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 def wait_until_healthy(endpoint_url: str, *, deadline: float) -> None:
-    """Poll moto's own API until it answers 200, or fail with one clear line at the deadline."""
-    url = f"{endpoint_url}/moto-api/data.json"
+    """Poll moto's own API until it answers, or fail with one clear line at the deadline."""
+    url = f"{endpoint_url}/moto-api/config"  # small; data.json dumps every model (IAM: ~700 KB)
     while True:
         try:
             with urllib.request.urlopen(url, timeout=1.0) as response:  # nosec B310 # loopback http only
-                if response.status == 200:
+                if 200 <= response.status < 300:  # /moto-api/config answers 201
                     return
         except OSError:
             pass
@@ -154,10 +176,76 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def enforcement_environment(account_id: str) -> dict[str, str]:
+    """The server child's settings that turn moto's IAM enforcement on for every request (ADR 0043).
+
+    `INITIAL_NO_AUTH_ACTION_COUNT` 0: no request is let through unchecked (moto's default is never to
+    check). AWS managed policies are loaded so that a role can attach the ones SAM names
+    (AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole, ...), as moto ships them.
+    """
+    return {
+        "INITIAL_NO_AUTH_ACTION_COUNT": "0",
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+        _ACCOUNT_VARIABLE: account_id,
+    }
+
+
+def create_administrator(account_id: str) -> None:  # pragma: no cover - runs in the server child
+    """Child side: the administrator IAM user with the rehearsal's fixed key, in `account_id`.
+
+    Created in moto's IAM model directly, before the server answers: no request ever runs
+    unchecked, and its key is the documented local one (moto would draw a random key id).
+    """
+    from moto.iam.models import iam_backends  # noqa: PLC0415 - only the server child needs moto
+
+    backend = iam_backends[account_id]["aws"]
+    if ADMINISTRATOR_USER_NAME in backend.users:
+        return
+    backend.create_user(REGION, ADMINISTRATOR_USER_NAME)
+    backend.put_user_policy(ADMINISTRATOR_USER_NAME, "administrator", json.dumps(_ADMINISTRATOR_POLICY))
+    key = backend.create_access_key(ADMINISTRATOR_USER_NAME)
+    del backend.access_keys[key.physical_resource_id]
+    key.access_key_id, key.secret_access_key = ACCESS_KEY_ID, SECRET_ACCESS_KEY
+    backend.access_keys[key.physical_resource_id] = key  # moto finds a key's account here
+
+
+def _keep_administrator_across_resets(account_id: str) -> None:  # pragma: no cover - server child
+    """`POST /moto-api/reset` empties every backend; the administrator is created again after it."""
+    from moto.moto_api._internal.models import moto_api_backend  # noqa: PLC0415
+
+    reset = moto_api_backend.reset
+
+    def reset_and_recreate() -> None:
+        reset()
+        create_administrator(account_id)
+
+    moto_api_backend.reset = reset_and_recreate  # type: ignore[method-assign]
+
+
+def _let_unsigned_s3_requests_through() -> None:  # pragma: no cover - runs in the server child
+    """Presigned S3 URLs and POSTs carry no Authorization header, which moto's check requires (it
+    fails with a KeyError, an HTTP 500). They are let through unchecked, as without enforcement,
+    and the run lists it (ADR 0043): the signer's permissions are not checked on such an upload."""
+    from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
+
+    check = ActionAuthenticatorMixin._authenticate_and_authorize_s3_action
+
+    def check_signed_only(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
+        if "Authorization" not in self.headers:
+            return
+        check(self, bucket_name=bucket_name, key_name=key_name)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = check_signed_only  # type: ignore[method-assign]
+
+
 def serve() -> None:  # pragma: no cover - runs in the server child, started without coverage for speed
     """Child side: run moto on port 0, print the port, serve until stdin closes or SIGTERM."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the server child needs moto
 
+    account_id = os.environ.get(_ACCOUNT_VARIABLE, ACCOUNT_ID)
+    create_administrator(account_id)
+    _keep_administrator_across_resets(account_id)
+    _let_unsigned_s3_requests_through()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
