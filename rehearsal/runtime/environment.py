@@ -20,6 +20,7 @@ from rehearsal.alarms.metrics import MetricStore
 from rehearsal.base.aws import ACCESS_KEY_ID, LOCAL, SECRET_ACCESS_KEY
 from rehearsal.base.clock import REAL_TIME, TimeScale
 from rehearsal.cloud.provision import Stack, StackAlarms, deploy_template
+from rehearsal.cloud.roles import IAM_NOT_EMULATED
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
 from rehearsal.cloud.template import (
     StackIdentity,
@@ -27,6 +28,7 @@ from rehearsal.cloud.template import (
     load_template,
 )
 from rehearsal.runtime.control_plane import ControlPlane
+from rehearsal.runtime.credentials import ExecutionRoles
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
@@ -35,13 +37,7 @@ LogSink = Callable[[dict[str, Any]], None]
 # Settings the runtime imposes on every function, and why:
 # Differences from Lambda every environment has (docs/decisions/0028-functions-run-as-lambda-runs-them.md).
 RUNTIME_NOT_EMULATED = (
-    (
-        "IAM",
-        "every function",
-        "functions call the local cloud with its shared credentials, not their execution role's, and "
-        "the local cloud runs without IAM enforcement (moto's is server-wide; ADR 0028): a permission "
-        "removed from a function's policy does not fail here",
-    ),
+    *IAM_NOT_EMULATED,
     (
         "Architectures",
         "every function",
@@ -172,6 +168,7 @@ def publish_functions(
                 runtime=spec.runtime,
                 layers=spec.layers,
                 reserved_concurrency=spec.reserved_concurrency,
+                role=spec.role,
             )
             functions.put_function(config)
             version = functions.publish_version(spec.name)
@@ -257,6 +254,7 @@ def _start_functions(
         base_environ={},
         log_sink=sink,
         max_concurrency=max_concurrency,
+        execution_roles=ExecutionRoles(cloud.client("sts")),
     )
     started.callback(_quietly, functions.close)
     control = ControlPlane(invoke=functions.invoke, log_sink=sink)
@@ -286,10 +284,16 @@ def _start_gateway(
         port=port,
         account_id=cloud.account_id,
         log_sink=sink,
+        session_secrets=_session_secrets(functions),
     )
     gateway.start()
     started.callback(_quietly, gateway.stop)
     return gateway
+
+
+def _session_secrets(functions: LocalFunctions) -> Callable[[str], str | None]:
+    roles = functions.execution_roles
+    return roles.secret_for if roles is not None else (lambda _key: None)
 
 
 def _quietly(stop: Callable[[], None]) -> None:
