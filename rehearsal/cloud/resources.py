@@ -293,9 +293,9 @@ class ResourceCreators:
 
     def role(self, logical_id: str, properties: dict[str, Any]) -> str:
         """The role with its trust, inline and managed policies, enforced by the local cloud (ADR 0043)."""
-        props = self.resolver.resolve(properties)
+        props = self.resolver.resolve({key: value for key, value in properties.items() if key != "Policies"})
         name = str(props.get("RoleName") or physical_name(self.identity, logical_id, limit=64))
-        inline = {str(item["PolicyName"]): item["PolicyDocument"] for item in props.get("Policies") or ()}
+        inline, dropped = self._inline_policies(properties.get("Policies") or [])
         arn, notes = put_role(
             self.cloud.client("iam"),
             name=name,
@@ -305,6 +305,7 @@ class ResourceCreators:
             managed=[str(arn) for arn in props.get("ManagedPolicyArns") or ()],
             lambda_stand_in=self.cloud.administrator_arn,
         )
+        notes += dropped
         if props.get("PermissionsBoundary"):
             notes += (f"PermissionsBoundary {props['PermissionsBoundary']} is not enforced",)
         for note in notes:
@@ -313,6 +314,36 @@ class ResourceCreators:
         self.resolver.refs[logical_id] = name
         self.resolver.attributes.update({(logical_id, "Arn"): arn, (logical_id, "RoleId"): role_id})
         return name
+
+    def _inline_policies(self, policies: Any) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+        """Resolved inline policies. A statement naming a function version is dropped (a note says so):
+        versions are published by the runtime after the roles exist, and what such a statement allows
+        (invoking a version) goes to the local control plane, which checks no policy anyway."""
+        try:
+            resolved = self.resolver.resolve(policies)
+            return {str(item["PolicyName"]): item["PolicyDocument"] for item in resolved}, ()
+        except UnresolvedReferenceError as error:
+            if not self._is_version(str(error)) or not isinstance(policies, list):
+                raise
+        inline: dict[str, dict[str, Any]] = {}
+        notes: list[str] = []
+        for item in policies:
+            name, document = str(self.resolver.resolve(item["PolicyName"])), item["PolicyDocument"]
+            statements: list[Any] = []
+            for statement in _statements(document):
+                try:
+                    statements.append(self.resolver.resolve(statement))
+                except UnresolvedReferenceError as error:
+                    if not self._is_version(str(error)):
+                        raise
+                    sid = statement.get("Sid", "a statement")
+                    notes.append(f"{name}: {sid} names version {error}, published after the role: dropped")
+            inline[name] = {"Version": document.get("Version", "2012-10-17"), "Statement": statements}
+        return inline, tuple(notes)
+
+    def _is_version(self, name: str) -> bool:
+        resource = self.stack.template.resources.get(name.split(".", 1)[0]) or {}
+        return resource.get("Type") == "AWS::Lambda::Version"
 
     def policy(self, logical_id: str, properties: dict[str, Any]) -> str:
         """An AWS::IAM::Policy: the same document put inline on each role it names."""
@@ -455,6 +486,11 @@ class ResourceCreators:
         name = str(props.get("Name") or body.get("info", {}).get("title") or logical_id)
         self.stack.rest_apis.append(RestApi(logical_id=logical_id, name=name, stage=stage, body=body))
         return str(self.resolver.refs[logical_id])
+
+
+def _statements(document: dict[str, Any]) -> list[Any]:
+    statements = document.get("Statement") or []
+    return list(statements) if isinstance(statements, list) else [statements]
 
 
 def _filter(item: dict[str, Any]) -> dict[str, Any]:

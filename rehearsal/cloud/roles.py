@@ -162,9 +162,12 @@ def local_trust_policy(trust: dict[str, Any], *, lambda_stand_in: str) -> dict[s
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}],
         }
+    # Not a Deny: moto permits any trust statement whose principal matches, whatever its Effect; and
+    # it matches a string principal by substring, so this one must not contain the stand-in's ARN.
+    nobody: dict[str, Any] = {"AWS": f"{lambda_stand_in.rsplit('/', 1)[0]}/no-one-assumes-this-role-offline"}
     return {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+        "Statement": [{"Effect": "Allow", "Principal": nobody, "Action": "sts:AssumeRole"}],
     }
 
 

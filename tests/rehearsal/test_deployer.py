@@ -27,6 +27,7 @@ from rehearsal.deploy.release_store import ReleaseStore
 from rehearsal.deploy.shift import serving_version
 from rehearsal.deploy.traffic import traffic_steps, weight_at
 from rehearsal.release.deploy_port import DeployRequest, Outcome
+from tests.rehearsal.permission_faults import STATUS_CANNOT_READ_ORDERS, RemovedPermission
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "artifactsbucket88671897"
@@ -130,11 +131,18 @@ class Packager:
         self.root = root
         self.count = 0
 
-    def package(self, patch: tuple[str, str, str] | None = None) -> Path:
+    def package(
+        self, patch: tuple[str, str, str] | None = None, *, removed: RemovedPermission | None = None
+    ) -> Path:
         self.count += 1
         key = f"packages/{self.count}"
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=_zip(REPO / "service" / "src", patch))
-        document: dict[str, Any] = load_template(REPO / "service" / "template.yaml")
+        template = REPO / "service" / "template.yaml"
+        if removed is not None:
+            template = self.root / f"template-{self.count}.yaml"
+            source = (REPO / "service" / "template.yaml").read_text(encoding="utf-8")
+            template.write_text(removed.apply(source), encoding="utf-8")
+        document: dict[str, Any] = load_template(template)
         for resource in document["Resources"].values():
             if resource["Type"] == "AWS::Serverless::Function":
                 resource["Properties"]["CodeUri"] = f"s3://{BUCKET}/{key}"
@@ -202,7 +210,9 @@ def test_a_deploy_reports_what_it_provisions_only_as_a_name_and_what_the_runtime
     runtime = {(where, what, why) for what, where, why in environment.not_emulated}
     assert provisioned
     assert facts == provisioned | runtime
-    assert any(what == "IAM" for _, what, _ in facts)
+    # Roles are enforced now; what IAM checks on AWS and the local cloud does not is named instead.
+    assert {"IAM resources and conditions", "IAM resource policies"} <= {what for _, what, _ in facts}
+    assert ("SubmitOrderFunctionRole", "AWS::IAM::Role") in {(where, what) for where, what, _ in facts}
 
 
 def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
@@ -271,3 +281,23 @@ def test_a_rule_on_a_metric_alarm_is_watched_like_a_composite_one(
         environment=None, alarm_name="orders-staging-Api5xxAlarm", wait_minutes=1, log=io.StringIO()
     )
     assert plain.message.startswith("alarm orders-staging-Api5xxAlarm")
+
+
+def test_a_version_whose_role_lost_a_permission_its_code_uses_fails_its_hook_and_never_gets_traffic(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    # The status function keeps its code but its role no longer allows dynamodb:GetItem: on AWS
+    # its read is denied, the hook's "unknown order is 404" check gets a 500 (ADR 0043).
+    template = packager.package(removed=STATUS_CANNOT_READ_ORDERS)
+    request = _request(template, "c-no-read", "Canary10Percent5Minutes")
+    hooked = local.deploy(request)
+    assert not hooked.succeeded
+    assert "BeforeAllowTraffic hook" in hooked.message
+    denied = (
+        "assumed-role/orders-staging-GetOrderFunctionRole/orders-staging-GetOrderFunction is not authorized"
+    )
+    assert isinstance(request.log, io.StringIO)
+    assert f"{denied} to perform: dynamodb:GetItem" in request.log.getvalue()
+    assert _routing(local, "orders-staging-GetOrderFunction") == {"1": 1.0}
+    assert _routing(local) == {"1": 1.0}
