@@ -8,6 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from rehearsal.base.errors import UserError
@@ -221,3 +225,23 @@ def test_a_function_signs_as_its_role_and_is_refused_an_administrator_call(
     assert result.payload["hasSessionToken"] is True
     assert ":assumed-role/" in result.payload["caller"] and name in result.payload["caller"]
     assert result.payload["createUser"] == "AccessDenied"
+
+
+def test_the_gateway_accepts_a_call_a_function_signs_with_its_role_session(
+    fixture_env: LocalEnvironment,
+) -> None:
+    roles = fixture_env.functions.execution_roles
+    spec = fixture_env.stack.functions["ProbeFunction"]
+    assert roles is not None and spec.role is not None
+    session = roles.session(spec.role, spec.name)
+    url = f"{fixture_env.base_url}/items/42"
+    request = AWSRequest(method="GET", url=url)
+    credentials = Credentials(session.access_key_id, session.secret_access_key, session.session_token)
+    SigV4Auth(credentials, "execute-api", fixture_env.cloud.region).add_auth(request)
+    answer = requests.get(url, headers=dict(request.headers.items()), timeout=10)
+    assert answer.status_code == 200, answer.text
+    forged = {
+        **dict(request.headers.items()),
+        "Authorization": request.headers["Authorization"][:-4] + "0000",
+    }
+    assert requests.get(url, headers=forged, timeout=10).status_code == 403
