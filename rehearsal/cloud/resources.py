@@ -293,19 +293,21 @@ class ResourceCreators:
 
     def role(self, logical_id: str, properties: dict[str, Any]) -> str:
         """The role with its trust, inline and managed policies, enforced by the local cloud (ADR 0043)."""
-        props = self.resolver.resolve({key: value for key, value in properties.items() if key != "Policies"})
+        apart = ("Policies", "AssumeRolePolicyDocument")
+        props = self.resolver.resolve({key: value for key, value in properties.items() if key not in apart})
         name = str(props.get("RoleName") or physical_name(self.identity, logical_id, limit=64))
         inline, dropped = self._inline_policies(properties.get("Policies") or [])
+        trust, unreadable = self._trust(properties.get("AssumeRolePolicyDocument") or {})
         arn, notes = put_role(
             self.cloud.client("iam"),
             name=name,
             path=str(props.get("Path", "/")),
-            trust=props.get("AssumeRolePolicyDocument") or {},
+            trust=trust,
             inline=inline,
             managed=[str(arn) for arn in props.get("ManagedPolicyArns") or ()],
             lambda_stand_in=self.cloud.administrator_arn,
         )
-        notes += dropped
+        notes += dropped + unreadable
         if props.get("PermissionsBoundary"):
             notes += (f"PermissionsBoundary {props['PermissionsBoundary']} is not enforced",)
         for note in notes:
@@ -340,6 +342,17 @@ class ResourceCreators:
                     notes.append(f"{name}: {sid} names version {error}, published after the role: dropped")
             inline[name] = {"Version": document.get("Version", "2012-10-17"), "Statement": statements}
         return inline, tuple(notes)
+
+    def _trust(self, document: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The resolved trust policy; one the rehearsal's stand-in values cannot resolve (a parameter
+        that is an ARN on AWS and a name offline) trusts nobody here, which the note says."""
+        try:
+            return self.resolver.resolve(document), ()
+        except UnresolvedReferenceError:
+            raise
+        except (IndexError, KeyError, TypeError, ValueError) as error:
+            reason = f"{type(error).__name__}: {error}"
+            return {}, (f"trust policy not resolvable offline ({reason}): nothing may assume the role here",)
 
     def _is_version(self, name: str) -> bool:
         resource = self.stack.template.resources.get(name.split(".", 1)[0]) or {}

@@ -27,6 +27,15 @@ from rehearsal.base.errors import UserError
 # Services whose moto handlers name the request's resource (s3: `_authenticate_and_authorize_s3_action`,
 # sqs: `SQSResponse._determine_resource`); every other service is checked against Resource "*".
 RESOURCE_SCOPED_SERVICES = frozenset({"s3", "sqs"})
+# "You cannot set permissions explicitly for SendMessageBatch, DeleteMessageBatch, or
+# ChangeMessageVisibilityBatch. Instead, setting permissions for SendMessage, DeleteMessage, or
+# ChangeMessageVisibility sets permissions for the corresponding batch versions" (SQS, "Amazon SQS
+# batch actions"). moto checks the batch action by its own name, so a statement gets both.
+_SQS_BATCH_ACTIONS = {
+    "sqs:sendmessage": "sqs:SendMessageBatch",
+    "sqs:deletemessage": "sqs:DeleteMessageBatch",
+    "sqs:changemessagevisibility": "sqs:ChangeMessageVisibilityBatch",
+}
 # Inline names of policies that AWS::IAM::Policy / ManagedPolicy resources put on a role.
 SEPARATE_POLICY_PREFIX = "policy."
 
@@ -60,8 +69,9 @@ IAM_NOT_EMULATED = (
     (
         "IAM of event source pollers",
         "SQS event sources",
-        "queues are polled as the rehearsal's administrator, not with the function's role: a role without "
-        "sqs:ReceiveMessage still gets its messages here",
+        "queues are polled with the function's role, but the visibility changes that compress time are "
+        "made as the rehearsal's administrator; S3 notifications reach functions through internal queues "
+        "polled as the administrator",
     ),
     (
         "IAM of test builds",
@@ -118,12 +128,21 @@ def _rewrite_statement(statement: dict[str, Any]) -> tuple[list[dict[str, Any]],
     return rewritten, notes
 
 
+def _with_sqs_batch_actions(statement: dict[str, Any]) -> dict[str, Any]:
+    """The statement with each SQS batch action its single action grants (or denies) on AWS."""
+    if "Action" not in statement:
+        return statement
+    actions = _as_list(statement["Action"])
+    added = [_SQS_BATCH_ACTIONS[a.lower()] for a in actions if a.lower() in _SQS_BATCH_ACTIONS]
+    return {**statement, "Action": list(dict.fromkeys([*actions, *added]))} if added else statement
+
+
 def enforceable_policy(document: dict[str, Any]) -> EnforceablePolicy:
     """`document` rewritten statement by statement (see the module docstring)."""
     statements: list[dict[str, Any]] = []
     notes: list[str] = []
     for statement in _as_list(document.get("Statement")):
-        kept, changed = _rewrite_statement(statement)
+        kept, changed = _rewrite_statement(_with_sqs_batch_actions(statement))
         statements += kept
         notes += changed
     if not statements:  # moto refuses an empty statement list; this one allows nothing

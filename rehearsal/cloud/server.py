@@ -91,6 +91,17 @@ class LocalCloud:
             )
         return self._clients[service]
 
+    def client_as(self, service: str, access_key_id: str, secret_access_key: str, session_token: str) -> Any:
+        """A new boto3 client for `service` signing with another identity's session (a function's role)."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            aws_session_token=session_token,
+        )
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -81,3 +81,21 @@ class ExecutionRoles:
         """The secret of a session this runtime handed out (to verify a function's SigV4 signature)."""
         with self._lock:
             return self._secrets.get(access_key_id)
+
+
+class PollerSqs:
+    """The SQS client an event source mapping polls with: the function's role session, as on AWS.
+
+    "When you use an event source mapping to invoke your function, Lambda uses the execution role
+    to read event data" (ADR 0043). Only the visibility changes the rehearsal makes to compress time
+    (Lambda leaves a failed message to its visibility timeout instead) go as the administrator.
+    """
+
+    _REHEARSAL_OWN = frozenset({"change_message_visibility", "change_message_visibility_batch"})
+
+    def __init__(self, *, role_client: Any, own_client: Any) -> None:
+        self._role = role_client
+        self._own = own_client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._own if name in self._REHEARSAL_OWN else self._role, name)

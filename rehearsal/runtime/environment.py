@@ -28,7 +28,7 @@ from rehearsal.cloud.template import (
     load_template,
 )
 from rehearsal.runtime.control_plane import ControlPlane
-from rehearsal.runtime.credentials import ExecutionRoles
+from rehearsal.runtime.credentials import ExecutionRoles, PollerSqs
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
@@ -93,7 +93,7 @@ class LocalEnvironment:
             self.threads.append(
                 QueuePoller(
                     source,
-                    sqs=self.cloud.client("sqs"),
+                    sqs=self._poller_sqs(source.function),
                     invoke=self.functions.invoke,
                     region=region,
                     stopping=self.stopping,
@@ -128,6 +128,19 @@ class LocalEnvironment:
         )
         for thread in self.threads:
             thread.start()
+
+    def _poller_sqs(self, function: str) -> Any:
+        """The SQS client an event source mapping of `function` polls with: its role's session."""
+        name, _ = self.functions.resolve_target(function)
+        role = next((spec.role for spec in self.stack.functions.values() if spec.name == name), None)
+        roles = self.functions.execution_roles
+        if roles is None or role is None:
+            return self.cloud.client("sqs")
+        session = roles.session(role, name)
+        role_client = self.cloud.client_as(
+            "sqs", session.access_key_id, session.secret_access_key, session.session_token
+        )
+        return PollerSqs(role_client=role_client, own_client=self.cloud.client("sqs"))
 
     def stop(self) -> None:
         """Stop pollers, gateway, control plane, workers and the local cloud, in that order."""

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.roles import enforceable_policy, local_trust_policy, put_role, trusts_lambda
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
-from rehearsal.runtime.credentials import ExecutionRoles
+from rehearsal.runtime.credentials import ExecutionRoles, PollerSqs
 from rehearsal.runtime.environment import LocalEnvironment
 
 LAMBDA_TRUST = {
@@ -53,8 +53,17 @@ def test_s3_and_sqs_statements_keep_their_resources() -> None:
         "Resource": ["arn:aws:s3:::bucket/orders/*", "arn:aws:sqs:us-east-1:123456789012:q"],
     }
     kept, unscoped = enforceable_policy(_policy(statement)).document["Statement"]
-    assert kept["Action"] == ["s3:PutObject", "sqs:SendMessage"] and kept["Resource"] == statement["Resource"]
+    assert (
+        kept["Action"] == ["s3:PutObject", "sqs:SendMessage", "sqs:SendMessageBatch"]
+        and kept["Resource"] == statement["Resource"]
+    )
     assert unscoped["Action"] == ["dynamodb:PutItem"] and unscoped["Resource"] == "*"
+
+
+def test_a_single_sqs_action_also_grants_its_batch_action_as_on_aws() -> None:
+    statement = {"Effect": "Allow", "Action": ["sqs:DeleteMessage", "sqs:ReceiveMessage"], "Resource": "*"}
+    (rewritten,) = enforceable_policy(_policy(statement)).document["Statement"]
+    assert rewritten["Action"] == ["sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:DeleteMessageBatch"]
 
 
 def test_a_conditional_allow_is_dropped_and_a_conditional_deny_always_denies() -> None:
@@ -176,6 +185,22 @@ def test_a_permission_removed_on_update_is_denied_to_the_session_already_handed_
     assert json.loads(
         json.dumps(cloud.client("iam").list_role_policies(RoleName="sender")["PolicyNames"])
     ) == ["managed.AWSLambdaBasicExecutionRole"]
+
+
+def test_a_poller_receives_as_the_function_role_and_compresses_visibility_as_the_rehearsal(
+    cloud: LocalCloud,
+) -> None:
+    admin = cloud.client("sqs")
+    url = admin.create_queue(QueueName="polled")["QueueUrl"]
+    admin.send_message(QueueUrl=url, MessageBody="m")
+    role = _role(cloud, "no-receive")  # logs only: its event source mapping cannot read the queue
+    session = ExecutionRoles(cloud.client("sts")).session(role, "no-receive-fn")
+    role_sqs = cloud.client_as("sqs", session.access_key_id, session.secret_access_key, session.session_token)
+    poller = PollerSqs(role_client=role_sqs, own_client=admin)
+    with pytest.raises(ClientError, match="not authorized to perform: sqs:ReceiveMessage"):
+        poller.receive_message(QueueUrl=url)
+    handle = admin.receive_message(QueueUrl=url)["Messages"][0]["ReceiptHandle"]
+    poller.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
 
 
 def test_a_role_lambda_may_not_assume_fails_with_one_line(cloud: LocalCloud) -> None:
