@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,8 +16,10 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from rehearsal.base.errors import UserError
+from rehearsal.cloud.provision import deploy_template
 from rehearsal.cloud.roles import enforceable_policy, local_trust_policy, put_role, trusts_lambda
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
+from rehearsal.cloud.template import StackIdentity
 from rehearsal.runtime.credentials import ExecutionRoles, PollerSqs
 from rehearsal.runtime.environment import LocalEnvironment
 
@@ -223,6 +226,37 @@ def test_a_role_lambda_may_not_assume_fails_with_one_line(cloud: LocalCloud) -> 
     )
     with pytest.raises(UserError, match="cannot be assumed"):
         ExecutionRoles(cloud.client("sts")).session(arn, "fn")
+
+
+def test_a_trust_policy_the_rehearsal_cannot_resolve_trusts_nobody_and_is_listed(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # Offline a role ARN handed over as a parameter is a name (GetAtt of another stack's role):
+    # selecting its account fails. The role is still created, and nothing may assume it here.
+    runner_account = {"Fn::Select": [4, {"Fn::Split": [":", {"Ref": "Runner"}]}]}
+    trust = {"Effect": "Allow", "Principal": {"AWS": runner_account}, "Action": "sts:AssumeRole"}
+    document = {
+        "Parameters": {"Runner": {"Type": "String"}},
+        "Resources": {
+            "TestRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {"AssumeRolePolicyDocument": {"Statement": [trust]}},
+            }
+        },
+    }
+    identity = StackIdentity(stack_name="trust", region=cloud.region, account_id=cloud.account_id)
+    stack = deploy_template(
+        cloud,
+        document,
+        identity=identity,
+        environment="staging",
+        parameters={"Runner": "Build.Arn"},
+        base_dir=tmp_path,
+    )
+    (note,) = [why for where, _, why in stack.not_emulated if where == "TestRole"]
+    assert note.startswith("trust policy not resolvable offline (IndexError") and "nothing may assume" in note
+    with pytest.raises(UserError, match="cannot be assumed"):
+        ExecutionRoles(cloud.client("sts")).session(str(stack.resolver.attributes[("TestRole", "Arn")]), "fn")
 
 
 def test_a_managed_policy_the_local_cloud_lacks_fails_with_one_line(cloud: LocalCloud) -> None:
