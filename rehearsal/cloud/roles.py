@@ -27,14 +27,26 @@ from rehearsal.base.errors import UserError
 # Services whose moto handlers name the request's resource (s3: `_authenticate_and_authorize_s3_action`,
 # sqs: `SQSResponse._determine_resource`); every other service is checked against Resource "*".
 RESOURCE_SCOPED_SERVICES = frozenset({"s3", "sqs"})
-# "You cannot set permissions explicitly for SendMessageBatch, DeleteMessageBatch, or
-# ChangeMessageVisibilityBatch. Instead, setting permissions for SendMessage, DeleteMessage, or
-# ChangeMessageVisibility sets permissions for the corresponding batch versions" (SQS, "Amazon SQS
-# batch actions"). moto checks the batch action by its own name, so a statement gets both.
-_SQS_BATCH_ACTIONS = {
-    "sqs:sendmessage": "sqs:SendMessageBatch",
-    "sqs:deletemessage": "sqs:DeleteMessageBatch",
-    "sqs:changemessagevisibility": "sqs:ChangeMessageVisibilityBatch",
+# Operations moto checks by their own name that AWS authorizes with other actions, so a statement
+# gets the operation too: for an Allow when it grants every action the operation may need, for a
+# Deny when it denies any (never more permissive than AWS). Sources: "You cannot set permissions
+# explicitly for SendMessageBatch, DeleteMessageBatch, or ChangeMessageVisibilityBatch. Instead,
+# setting permissions for SendMessage, DeleteMessage, or ChangeMessageVisibility sets permissions for
+# the corresponding batch versions" (SQS, "Amazon SQS batch actions"); "Permissions for Put, Update,
+# Delete, and Get actions are governed by the permissions used for the underlying PutItem,
+# UpdateItem, DeleteItem, and GetItem operations. For the ConditionCheck action, you can use the
+# dynamodb:ConditionCheckItem permission" (DynamoDB, "Using IAM with DynamoDB transactions").
+_AUTHORIZED_BY = {
+    "sqs:SendMessageBatch": ("sqs:sendmessage",),
+    "sqs:DeleteMessageBatch": ("sqs:deletemessage",),
+    "sqs:ChangeMessageVisibilityBatch": ("sqs:changemessagevisibility",),
+    "dynamodb:TransactWriteItems": (
+        "dynamodb:putitem",
+        "dynamodb:updateitem",
+        "dynamodb:deleteitem",
+        "dynamodb:conditioncheckitem",
+    ),
+    "dynamodb:TransactGetItems": ("dynamodb:getitem",),
 }
 # Inline names of policies that AWS::IAM::Policy / ManagedPolicy resources put on a role.
 SEPARATE_POLICY_PREFIX = "policy."
@@ -128,12 +140,14 @@ def _rewrite_statement(statement: dict[str, Any]) -> tuple[list[dict[str, Any]],
     return rewritten, notes
 
 
-def _with_sqs_batch_actions(statement: dict[str, Any]) -> dict[str, Any]:
-    """The statement with each SQS batch action its single action grants (or denies) on AWS."""
+def _with_operations_aws_maps(statement: dict[str, Any]) -> dict[str, Any]:
+    """The statement with each operation moto names apart that its actions authorize on AWS."""
     if "Action" not in statement:
         return statement
     actions = _as_list(statement["Action"])
-    added = [_SQS_BATCH_ACTIONS[a.lower()] for a in actions if a.lower() in _SQS_BATCH_ACTIONS]
+    named = {action.lower() for action in actions}
+    test = all if statement.get("Effect") == "Allow" else any
+    added = [operation for operation, needs in _AUTHORIZED_BY.items() if test(n in named for n in needs)]
     return {**statement, "Action": list(dict.fromkeys([*actions, *added]))} if added else statement
 
 
@@ -142,7 +156,7 @@ def enforceable_policy(document: dict[str, Any]) -> EnforceablePolicy:
     statements: list[dict[str, Any]] = []
     notes: list[str] = []
     for statement in _as_list(document.get("Statement")):
-        kept, changed = _rewrite_statement(_with_sqs_batch_actions(statement))
+        kept, changed = _rewrite_statement(_with_operations_aws_maps(statement))
         statements += kept
         notes += changed
     if not statements:  # moto refuses an empty statement list; this one allows nothing

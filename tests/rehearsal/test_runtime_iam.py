@@ -41,10 +41,10 @@ def _policy(*statements: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_statement_scoped_to_a_table_is_checked_by_action_only() -> None:
     rewritten = enforceable_policy(
-        _policy({"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": TABLE_ARN})
+        _policy({"Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": TABLE_ARN})
     )
     assert rewritten.document["Statement"] == [
-        {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": "*"}
+        {"Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": "*"}
     ]
     assert rewritten.notes and "action only" in rewritten.notes[0]
 
@@ -67,6 +67,17 @@ def test_a_single_sqs_action_also_grants_its_batch_action_as_on_aws() -> None:
     statement = {"Effect": "Allow", "Action": ["sqs:DeleteMessage", "sqs:ReceiveMessage"], "Resource": "*"}
     (rewritten,) = enforceable_policy(_policy(statement)).document["Statement"]
     assert rewritten["Action"] == ["sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:DeleteMessageBatch"]
+
+
+def test_a_transaction_is_allowed_only_with_every_item_action_it_may_contain_and_denied_with_any() -> None:
+    crud = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    allowed = {"Effect": "Allow", "Action": [*crud, "dynamodb:ConditionCheckItem"], "Resource": "*"}
+    partial = {"Effect": "Allow", "Action": crud, "Resource": "*"}
+    denied = {"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": "*"}
+    statements = enforceable_policy(_policy(allowed, partial, denied)).document["Statement"]
+    assert statements[0]["Action"][-2:] == ["dynamodb:TransactWriteItems", "dynamodb:TransactGetItems"]
+    assert statements[1]["Action"] == [*crud, "dynamodb:TransactGetItems"]
+    assert statements[2]["Action"] == ["dynamodb:DeleteItem", "dynamodb:TransactWriteItems"]
 
 
 def test_a_conditional_allow_is_dropped_and_a_conditional_deny_always_denies() -> None:
