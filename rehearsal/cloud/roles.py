@@ -2,13 +2,14 @@
 
 moto checks a role session's calls against the role's inline and attached policies, but reads only
 part of a policy (moto/iam/access_control.py, ADR 0043): it matches `Resource` only where the
-service hands it the request's resource (S3 buckets and keys, SQS queues), and passes "*" for every
-other service, so a statement scoped to a table ARN would never match; it does not evaluate
+service hands it the request's resource (S3 buckets and keys, SQS queues; DynamoDB tables through
+`rehearsal.cloud.enforcement`), and passes "*" for every other service, so a statement scoped to an
+ARN of another service would never match; it does not evaluate
 `Condition` (a conditional Allow would allow unconditionally) nor `NotResource` (it would allow
 everything). So each statement is rewritten before it is stored, always towards less permission:
 
-- actions of services moto scopes keep their `Resource`; the other actions are checked by action
-  only (their `Resource` becomes "*": a call to another table of an allowed action passes here);
+- actions of services the local cloud scopes (S3, SQS, DynamoDB) keep their `Resource`; the other
+  actions are checked by action only (their `Resource` becomes "*");
 - an Allow with a `Condition` or `NotResource` is dropped; a Deny with one denies unconditionally.
 
 What was rewritten is returned as notes for the run's `not_emulated`.
@@ -24,29 +25,20 @@ from typing import Any
 from rehearsal.base.aws import LAMBDA_SERVICE_PRINCIPAL
 from rehearsal.base.errors import UserError
 
-# Services whose moto handlers name the request's resource (s3: `_authenticate_and_authorize_s3_action`,
-# sqs: `SQSResponse._determine_resource`); every other service is checked against Resource "*".
-RESOURCE_SCOPED_SERVICES = frozenset({"s3", "sqs"})
-# Operations moto checks by their own name that AWS authorizes with other actions, so a statement
-# gets the operation too: for an Allow when it grants every action the operation may need, for a
-# Deny when it denies any (never more permissive than AWS). Sources: "You cannot set permissions
-# explicitly for SendMessageBatch, DeleteMessageBatch, or ChangeMessageVisibilityBatch. Instead,
-# setting permissions for SendMessage, DeleteMessage, or ChangeMessageVisibility sets permissions for
-# the corresponding batch versions" (SQS, "Amazon SQS batch actions"); "Permissions for Put, Update,
-# Delete, and Get actions are governed by the permissions used for the underlying PutItem,
-# UpdateItem, DeleteItem, and GetItem operations. For the ConditionCheck action, you can use the
-# dynamodb:ConditionCheckItem permission" (DynamoDB, "Using IAM with DynamoDB transactions").
+# Services whose checks name the request's resource (s3: moto's `_authenticate_and_authorize_s3_action`,
+# sqs: `SQSResponse._determine_resource`, dynamodb: `rehearsal.cloud.enforcement`); every other
+# service is checked against Resource "*".
+RESOURCE_SCOPED_SERVICES = frozenset({"s3", "sqs", "dynamodb"})
+# Operations moto checks by their own name that AWS authorizes with another action, so a statement
+# naming the action gets the operation too: "You cannot set permissions explicitly for
+# SendMessageBatch, DeleteMessageBatch, or ChangeMessageVisibilityBatch. Instead, setting permissions
+# for SendMessage, DeleteMessage, or ChangeMessageVisibility sets permissions for the corresponding
+# batch versions" (SQS, "Amazon SQS batch actions"). (DynamoDB transactions are checked per item:
+# `rehearsal.cloud.enforcement`.)
 _AUTHORIZED_BY = {
-    "sqs:SendMessageBatch": ("sqs:sendmessage",),
-    "sqs:DeleteMessageBatch": ("sqs:deletemessage",),
-    "sqs:ChangeMessageVisibilityBatch": ("sqs:changemessagevisibility",),
-    "dynamodb:TransactWriteItems": (
-        "dynamodb:putitem",
-        "dynamodb:updateitem",
-        "dynamodb:deleteitem",
-        "dynamodb:conditioncheckitem",
-    ),
-    "dynamodb:TransactGetItems": ("dynamodb:getitem",),
+    "sqs:SendMessageBatch": "sqs:sendmessage",
+    "sqs:DeleteMessageBatch": "sqs:deletemessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:changemessagevisibility",
 }
 # Inline names of policies that AWS::IAM::Policy / ManagedPolicy resources put on a role.
 SEPARATE_POLICY_PREFIX = "policy."
@@ -57,9 +49,9 @@ IAM_NOT_EMULATED = (
     (
         "IAM resources and conditions",
         "every execution role",
-        "the local cloud checks a role's actions, and resource ARNs only for S3 and SQS; Condition, "
-        "NotResource and permissions boundaries are not evaluated (such an Allow is dropped, such a Deny "
-        "made unconditional)",
+        "the local cloud checks a role's actions, and resource ARNs only for S3, SQS and DynamoDB; "
+        "Condition, NotResource and permissions boundaries are not evaluated (such an Allow is dropped, "
+        "such a Deny made unconditional)",
     ),
     (
         "IAM resource policies",
@@ -146,8 +138,7 @@ def _with_operations_aws_maps(statement: dict[str, Any]) -> dict[str, Any]:
         return statement
     actions = _as_list(statement["Action"])
     named = {action.lower() for action in actions}
-    test = all if statement.get("Effect") == "Allow" else any
-    added = [operation for operation, needs in _AUTHORIZED_BY.items() if test(n in named for n in needs)]
+    added = [operation for operation, action in _AUTHORIZED_BY.items() if action in named]
     return {**statement, "Action": list(dict.fromkeys([*actions, *added]))} if added else statement
 
 

@@ -10,7 +10,8 @@ the parent is killed.
 
 IAM is enforced (moto's `INITIAL_NO_AUTH_ACTION_COUNT` = 0, ADR 0043): before it serves, the child
 creates the administrator IAM user whose fixed key the rehearsal's own clients sign with, so every
-other caller (a function's role session) is checked against its policies.
+other caller (a function's role session) is checked against its policies
+(`rehearsal.cloud.enforcement`).
 """
 
 from __future__ import annotations
@@ -40,13 +41,10 @@ from rehearsal.base.aws import (
     SECRET_ACCESS_KEY,
 )
 from rehearsal.base.errors import UserError
+from rehearsal.cloud import enforcement
 
 _COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 _ACCOUNT_VARIABLE = "REHEARSAL_CLOUD_ACCOUNT_ID"
-_ADMINISTRATOR_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Sid": "RehearsalAdministrator", "Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
 
 
 @dataclass
@@ -201,62 +199,11 @@ def enforcement_environment(account_id: str) -> dict[str, str]:
     }
 
 
-def create_administrator(account_id: str) -> None:  # pragma: no cover - runs in the server child
-    """Child side: the administrator IAM user with the rehearsal's fixed key, in `account_id`.
-
-    Created in moto's IAM model directly, before the server answers: no request ever runs
-    unchecked, and its key is the documented local one (moto would draw a random key id).
-    """
-    from moto.iam.models import iam_backends  # noqa: PLC0415 - only the server child needs moto
-
-    backend = iam_backends[account_id]["aws"]
-    if ADMINISTRATOR_USER_NAME in backend.users:
-        return
-    backend.create_user(REGION, ADMINISTRATOR_USER_NAME)
-    backend.put_user_policy(ADMINISTRATOR_USER_NAME, "administrator", json.dumps(_ADMINISTRATOR_POLICY))
-    key = backend.create_access_key(ADMINISTRATOR_USER_NAME)
-    del backend.access_keys[key.physical_resource_id]
-    key.access_key_id, key.secret_access_key = ACCESS_KEY_ID, SECRET_ACCESS_KEY
-    backend.access_keys[key.physical_resource_id] = key  # moto finds a key's account here
-
-
-def _keep_administrator_across_resets(account_id: str) -> None:  # pragma: no cover - server child
-    """`POST /moto-api/reset` empties every backend; the administrator is created again after it."""
-    from moto.moto_api._internal.models import moto_api_backend  # noqa: PLC0415
-
-    reset = moto_api_backend.reset
-
-    def reset_and_recreate() -> None:
-        reset()
-        create_administrator(account_id)
-
-    moto_api_backend.reset = reset_and_recreate  # type: ignore[method-assign]
-
-
-def _let_unsigned_s3_requests_through() -> None:  # pragma: no cover - runs in the server child
-    """Presigned S3 URLs and POSTs carry no Authorization header, which moto's check requires (it
-    fails with a KeyError, an HTTP 500). They are let through unchecked, as without enforcement,
-    and the run lists it (ADR 0043): the signer's permissions are not checked on such an upload."""
-    from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
-
-    check = ActionAuthenticatorMixin._authenticate_and_authorize_s3_action
-
-    def check_signed_only(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
-        if "Authorization" not in self.headers:
-            return
-        check(self, bucket_name=bucket_name, key_name=key_name)
-
-    ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = check_signed_only  # type: ignore[method-assign]
-
-
 def serve() -> None:  # pragma: no cover - runs in the server child, started without coverage for speed
     """Child side: run moto on port 0, print the port, serve until stdin closes or SIGTERM."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the server child needs moto
 
-    account_id = os.environ.get(_ACCOUNT_VARIABLE, ACCOUNT_ID)
-    create_administrator(account_id)
-    _keep_administrator_across_resets(account_id)
-    _let_unsigned_s3_requests_through()
+    enforcement.install(os.environ.get(_ACCOUNT_VARIABLE, ACCOUNT_ID))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()

@@ -16,6 +16,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from rehearsal.base.errors import UserError
+from rehearsal.cloud.enforcement import dynamodb_checks
 from rehearsal.cloud.provision import deploy_template
 from rehearsal.cloud.roles import enforceable_policy, local_trust_policy, put_role, trusts_lambda
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
@@ -39,28 +40,27 @@ def _policy(*statements: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- policy rewriting (no cloud)
 
 
-def test_a_statement_scoped_to_a_table_is_checked_by_action_only() -> None:
+def test_a_statement_scoped_to_an_alarm_is_checked_by_action_only() -> None:
+    alarm = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:bake"
     rewritten = enforceable_policy(
-        _policy({"Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": TABLE_ARN})
+        _policy({"Effect": "Allow", "Action": "cloudwatch:DescribeAlarms", "Resource": alarm})
     )
     assert rewritten.document["Statement"] == [
-        {"Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": "*"}
+        {"Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"], "Resource": "*"}
     ]
     assert rewritten.notes and "action only" in rewritten.notes[0]
 
 
-def test_s3_and_sqs_statements_keep_their_resources() -> None:
+def test_s3_sqs_and_dynamodb_statements_keep_their_resources() -> None:
     statement = {
         "Effect": "Allow",
-        "Action": ["s3:PutObject", "sqs:SendMessage", "dynamodb:PutItem"],
-        "Resource": ["arn:aws:s3:::bucket/orders/*", "arn:aws:sqs:us-east-1:123456789012:q"],
+        "Action": ["s3:PutObject", "sqs:SendMessage", "dynamodb:PutItem", "cloudwatch:PutMetricData"],
+        "Resource": ["arn:aws:s3:::bucket/orders/*", "arn:aws:sqs:us-east-1:123456789012:q", TABLE_ARN],
     }
     kept, unscoped = enforceable_policy(_policy(statement)).document["Statement"]
-    assert (
-        kept["Action"] == ["s3:PutObject", "sqs:SendMessage", "sqs:SendMessageBatch"]
-        and kept["Resource"] == statement["Resource"]
-    )
-    assert unscoped["Action"] == ["dynamodb:PutItem"] and unscoped["Resource"] == "*"
+    assert kept["Action"] == ["s3:PutObject", "sqs:SendMessage", "dynamodb:PutItem", "sqs:SendMessageBatch"]
+    assert kept["Resource"] == statement["Resource"]
+    assert unscoped["Action"] == ["cloudwatch:PutMetricData"] and unscoped["Resource"] == "*"
 
 
 def test_a_single_sqs_action_also_grants_its_batch_action_as_on_aws() -> None:
@@ -69,15 +69,23 @@ def test_a_single_sqs_action_also_grants_its_batch_action_as_on_aws() -> None:
     assert rewritten["Action"] == ["sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:DeleteMessageBatch"]
 
 
-def test_a_transaction_is_allowed_only_with_every_item_action_it_may_contain_and_denied_with_any() -> None:
-    crud = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-    allowed = {"Effect": "Allow", "Action": [*crud, "dynamodb:ConditionCheckItem"], "Resource": "*"}
-    partial = {"Effect": "Allow", "Action": crud, "Resource": "*"}
-    denied = {"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": "*"}
-    statements = enforceable_policy(_policy(allowed, partial, denied)).document["Statement"]
-    assert statements[0]["Action"][-2:] == ["dynamodb:TransactWriteItems", "dynamodb:TransactGetItems"]
-    assert statements[1]["Action"] == [*crud, "dynamodb:TransactGetItems"]
-    assert statements[2]["Action"] == ["dynamodb:DeleteItem", "dynamodb:TransactWriteItems"]
+def test_dynamodb_requests_are_checked_per_table_and_a_transaction_per_item() -> None:
+    prefix = "arn:aws:dynamodb:us-east-1:123456789012:table/"
+    transaction = {
+        "TransactItems": [{"Put": {"TableName": "orders"}}, {"ConditionCheck": {"TableName": "keys"}}]
+    }
+    assert list(dynamodb_checks("TransactWriteItems", transaction, prefix)) == [
+        ("PutItem", f"{prefix}orders"),
+        ("ConditionCheckItem", f"{prefix}keys"),
+    ]
+    batch = {"RequestItems": {"orders": [], "keys": []}}
+    assert list(dynamodb_checks("BatchWriteItem", batch, prefix)) == [
+        ("BatchWriteItem", f"{prefix}orders"),
+        ("BatchWriteItem", f"{prefix}keys"),
+    ]
+    query = {"TableName": "orders", "IndexName": "unsent"}
+    assert list(dynamodb_checks("Query", query, prefix)) == [("Query", f"{prefix}orders/index/unsent")]
+    assert list(dynamodb_checks("ListTables", {}, prefix)) == [("ListTables", "*")]
 
 
 def test_a_conditional_allow_is_dropped_and_a_conditional_deny_always_denies() -> None:
@@ -183,6 +191,33 @@ def test_a_role_session_may_do_what_its_policy_allows_and_nothing_else(cloud: Lo
         _client_as(cloud, "iam", session).create_user(UserName="intruder")
     with pytest.raises(ClientError, match="not authorized to perform: sqs:CreateQueue"):
         _client_as(cloud, "sqs", session).create_queue(QueueName="not-mine")
+
+
+def test_a_session_may_write_only_the_tables_its_policy_names_and_a_transaction_needs_each_item_action(
+    cloud: LocalCloud,
+) -> None:
+    for table in ("written", "other"):
+        cloud.client("dynamodb").create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    table_arn = f"arn:aws:dynamodb:{cloud.region}:{cloud.account_id}:table/written"
+    role = _role(cloud, "writer", {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": table_arn})
+    session = ExecutionRoles(cloud.client("sts")).session(role, "writer-fn").environ()
+    dynamodb = _client_as(cloud, "dynamodb", session)
+    dynamodb.put_item(TableName="written", Item={"k": {"S": "1"}})
+    with pytest.raises(ClientError, match="not authorized to perform: dynamodb:PutItem"):
+        dynamodb.put_item(TableName="other", Item={"k": {"S": "1"}})
+    dynamodb.transact_write_items(
+        TransactItems=[{"Put": {"TableName": "written", "Item": {"k": {"S": "2"}}}}]
+    )
+    update = {"TableName": "written", "Key": {"k": {"S": "2"}}, "UpdateExpression": "SET v = :v"}
+    with pytest.raises(ClientError, match="not authorized to perform: dynamodb:UpdateItem"):
+        dynamodb.transact_write_items(
+            TransactItems=[{"Update": {**update, "ExpressionAttributeValues": {":v": {"S": "x"}}}}]
+        )
 
 
 def test_a_permission_removed_on_update_is_denied_to_the_session_already_handed_out(
