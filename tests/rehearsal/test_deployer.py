@@ -212,7 +212,7 @@ def test_a_deploy_reports_what_it_provisions_only_as_a_name_and_what_the_runtime
     assert facts == provisioned | runtime
     # Roles are enforced now; what IAM checks on AWS and the local cloud does not is named instead.
     assert {"IAM resources and conditions", "IAM resource policies"} <= {what for _, what, _ in facts}
-    assert ("SubmitOrderFunctionRole", "AWS::IAM::Role") in {(where, what) for where, what, _ in facts}
+    assert ("PreTrafficHookFunctionRole", "AWS::IAM::Role") in {(where, what) for where, what, _ in facts}
 
 
 def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
