@@ -107,7 +107,7 @@ class CloudWatchAsTestRole:
         if self._settings.role_arn:
             warnings.warn(
                 f"TEST_ROLE_ARN {self._settings.role_arn} not assumed: AWS_ENDPOINT_URL is a local cloud, "
-                "where IAM is not enforced",
+                "where builds act as its administrator (moto cannot evaluate TestRole's trust; ADR 0043)",
                 stacklevel=2,
             )
         self._client = base.client("cloudwatch")

@@ -14,8 +14,14 @@ from dataclasses import dataclass
 # moto's default account: ARNs it builds carry this id, so ours do too.
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+# The local cloud's administrator: an IAM user each local cloud creates before it serves, with an
+# allow-everything policy (ADR 0043). The rehearsal's own clients (provisioning, deployer, alarms,
+# builds) sign with this key; functions never do: they sign with their execution role's session.
 ACCESS_KEY_ID = "test"
 SECRET_ACCESS_KEY = "test"  # nosec B105 # the documented fake credential of the local cloud
+ADMINISTRATOR_USER_NAME = "rehearsal-administrator"
+# The principal a role's trust policy names for Lambda, which offline is the rehearsal's runtime.
+LAMBDA_SERVICE_PRINCIPAL = "lambda.amazonaws.com"
 
 # Environments: `local` is `make local`; the release deploys to staging and production; the
 # pipeline's own account (the artifact bucket) is `pipeline`.

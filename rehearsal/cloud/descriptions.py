@@ -28,6 +28,7 @@ class FunctionSpec:
     alias_name: str | None
     layers: tuple[str, ...] = ()  # as written: a layer version ARN or an SSM dynamic reference
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
+    role: str | None = None  # the execution role's ARN, whose session the function's calls sign with
 
 
 @dataclass(frozen=True)

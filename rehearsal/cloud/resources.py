@@ -20,6 +20,7 @@ from rehearsal.base.aws import (
 )
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource, RestApi
+from rehearsal.cloud.roles import SEPARATE_POLICY_PREFIX, enforceable_policy, put_role
 from rehearsal.cloud.server import LocalCloud
 from rehearsal.cloud.template import (
     LOCAL_CODE_BUCKET,
@@ -42,9 +43,6 @@ _DESCRIBED = {
 }
 # Types with no local behaviour: listed in the output with why.
 _NOT_EMULATED = {
-    "AWS::IAM::Role": "IAM is not enforced locally: every function may call every local resource",
-    "AWS::IAM::Policy": "IAM is not enforced locally",
-    "AWS::IAM::ManagedPolicy": "IAM is not enforced locally",
     "AWS::Lambda::Permission": "resource policies are not enforced locally",
     "AWS::Lambda::LayerVersion": "a layer the template creates is not built (public Powertools layers are)",
     "AWS::SQS::QueuePolicy": "resource policies are not enforced locally",
@@ -112,6 +110,9 @@ class ResourceCreators:
             "AWS::Lambda::EventSourceMapping": self.event_source_mapping,
             "AWS::ApiGateway::RestApi": self.rest_api,
             "AWS::CloudWatch::Alarm": self.alarm,
+            "AWS::IAM::Role": self.role,
+            "AWS::IAM::Policy": self.policy,
+            "AWS::IAM::ManagedPolicy": self.managed_policy,
         }
 
     def name_functions_and_apis(self, resources: dict[str, dict[str, Any]]) -> None:
@@ -290,6 +291,121 @@ class ResourceCreators:
         )
         return str(name)
 
+    def role(self, logical_id: str, properties: dict[str, Any]) -> str:
+        """The role with its trust, inline and managed policies, enforced by the local cloud (ADR 0043)."""
+        apart = ("Policies", "AssumeRolePolicyDocument")
+        props = self.resolver.resolve({key: value for key, value in properties.items() if key not in apart})
+        name = str(props.get("RoleName") or physical_name(self.identity, logical_id, limit=64))
+        inline, dropped = self._inline_policies(properties.get("Policies") or [])
+        trust, unreadable = self._trust(properties.get("AssumeRolePolicyDocument") or {})
+        arn, notes = put_role(
+            self.cloud.client("iam"),
+            name=name,
+            path=str(props.get("Path", "/")),
+            trust=trust,
+            inline=inline,
+            managed=[str(arn) for arn in props.get("ManagedPolicyArns") or ()],
+            lambda_stand_in=self.cloud.administrator_arn,
+        )
+        notes += dropped + unreadable
+        if props.get("PermissionsBoundary"):
+            notes += (f"PermissionsBoundary {props['PermissionsBoundary']} is not enforced",)
+        for note in notes:
+            self.stack.not_emulated.append((logical_id, "AWS::IAM::Role", note))
+        role_id = self.cloud.client("iam").get_role(RoleName=name)["Role"]["RoleId"]
+        self.resolver.refs[logical_id] = name
+        self.resolver.attributes.update({(logical_id, "Arn"): arn, (logical_id, "RoleId"): role_id})
+        return name
+
+    def _inline_policies(self, policies: Any) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+        """Resolved inline policies. A statement naming a function version is dropped (a note says so):
+        versions are published by the runtime after the roles exist, and what such a statement allows
+        (invoking a version) goes to the local control plane, which checks no policy anyway."""
+        try:
+            resolved = self.resolver.resolve(policies)
+            return {str(item["PolicyName"]): item["PolicyDocument"] for item in resolved}, ()
+        except UnresolvedReferenceError as error:
+            if not self._is_version(str(error)) or not isinstance(policies, list):
+                raise
+        inline: dict[str, dict[str, Any]] = {}
+        notes: list[str] = []
+        for item in policies:
+            name, document = str(self.resolver.resolve(item["PolicyName"])), item["PolicyDocument"]
+            statements: list[Any] = []
+            for statement in _statements(document):
+                try:
+                    statements.append(self.resolver.resolve(statement))
+                except UnresolvedReferenceError as error:
+                    if not self._is_version(str(error)):
+                        raise
+                    sid = statement.get("Sid", "a statement")
+                    notes.append(f"{name}: {sid} names version {error}, published after the role: dropped")
+            inline[name] = {"Version": document.get("Version", "2012-10-17"), "Statement": statements}
+        return inline, tuple(notes)
+
+    def _trust(self, document: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The resolved trust policy; one the rehearsal's stand-in values cannot resolve (a parameter
+        that is an ARN on AWS and a name offline) trusts nobody here, which the note says."""
+        try:
+            return self.resolver.resolve(document), ()
+        except UnresolvedReferenceError:
+            raise
+        except (IndexError, KeyError, TypeError, ValueError) as error:
+            reason = f"{type(error).__name__}: {error}"
+            return {}, (f"trust policy not resolvable offline ({reason}): nothing may assume the role here",)
+
+    def _is_version(self, name: str) -> bool:
+        resource = self.stack.template.resources.get(name.split(".", 1)[0]) or {}
+        return resource.get("Type") == "AWS::Lambda::Version"
+
+    def policy(self, logical_id: str, properties: dict[str, Any]) -> str:
+        """An AWS::IAM::Policy: the same document put inline on each role it names."""
+        props = self.resolver.resolve(properties)
+        self._put_on_roles(
+            logical_id, f"{SEPARATE_POLICY_PREFIX}{props['PolicyName']}", props["PolicyDocument"], props
+        )
+        name = str(props["PolicyName"])
+        self.resolver.refs[logical_id] = name
+        return name
+
+    def managed_policy(self, logical_id: str, properties: dict[str, Any]) -> str:
+        """A customer managed policy: created (roles naming its ARN copy it), and put on its `Roles`."""
+        props = self.resolver.resolve(properties)
+        name = str(props.get("ManagedPolicyName") or physical_name(self.identity, logical_id, limit=128))
+        iam = self.cloud.client("iam")
+        document = json.dumps(props["PolicyDocument"])
+        arn = f"arn:aws:iam::{self.identity.account_id}:policy{props.get('Path', '/')}{name}"
+        try:
+            arn = iam.create_policy(PolicyName=name, Path=props.get("Path", "/"), PolicyDocument=document)[
+                "Policy"
+            ]["Arn"]
+        except iam.exceptions.EntityAlreadyExistsException:
+            for stale in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+                if not stale["IsDefaultVersion"]:
+                    iam.delete_policy_version(PolicyArn=arn, VersionId=stale["VersionId"])
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=document, SetAsDefault=True)
+        self._put_on_roles(
+            logical_id, f"{SEPARATE_POLICY_PREFIX}managed.{name}", props["PolicyDocument"], props
+        )
+        self.resolver.refs[logical_id] = arn
+        return str(arn)
+
+    def _put_on_roles(
+        self, logical_id: str, name: str, document: dict[str, Any], props: dict[str, Any]
+    ) -> None:
+        enforceable = enforceable_policy(document)
+        for note in enforceable.notes:
+            self.stack.not_emulated.append((logical_id, "AWS::IAM::Policy", note))
+        iam = self.cloud.client("iam")
+        for role in props.get("Roles") or ():
+            iam.put_role_policy(
+                RoleName=role, PolicyName=name, PolicyDocument=json.dumps(enforceable.document)
+            )
+        if props.get("Users") or props.get("Groups"):
+            self.stack.not_emulated.append(
+                (logical_id, "AWS::IAM::Policy", "Users and Groups are not given it")
+            )
+
     def function(self, logical_id: str, properties: dict[str, Any]) -> str:
         name = str(self.resolver.refs[logical_id])
         props = {key: value for key, value in properties.items() if key != "Environment"}
@@ -309,6 +425,7 @@ class ResourceCreators:
             alias_name=alias_name,
             layers=tuple(str(layer) for layer in props.get("Layers") or ()),
             reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
+            role=str(props["Role"]) if props.get("Role") else None,
         )
         return name
 
@@ -382,6 +499,11 @@ class ResourceCreators:
         name = str(props.get("Name") or body.get("info", {}).get("title") or logical_id)
         self.stack.rest_apis.append(RestApi(logical_id=logical_id, name=name, stage=stage, body=body))
         return str(self.resolver.refs[logical_id])
+
+
+def _statements(document: dict[str, Any]) -> list[Any]:
+    statements = document.get("Statement") or []
+    return list(statements) if isinstance(statements, list) else [statements]
 
 
 def _filter(item: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,11 @@ share one set of resources and quotas on AWS (ADR 0049). The server runs in a sm
 ours (`python -m rehearsal.cloud.server`) that binds port 0 and reports the port it got, so there is no
 race for a free port, and that exits when its stdin closes, so it dies with its parent even when
 the parent is killed.
+
+IAM is enforced (moto's `INITIAL_NO_AUTH_ACTION_COUNT` = 0, ADR 0043): before it serves, the child
+creates the administrator IAM user whose fixed key the rehearsal's own clients sign with, so every
+other caller (a function's role session) is checked against its policies
+(`rehearsal.cloud.enforcement`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import boto3
 from rehearsal.base.aws import (
     ACCESS_KEY_ID,
     ACCOUNT_ID,
+    ADMINISTRATOR_USER_NAME,
     ALL_ENVIRONMENTS,
     DEFAULT_PLACE,
     REGION,
@@ -39,8 +45,10 @@ from rehearsal.base.aws import (
     AccountRegion,
 )
 from rehearsal.base.errors import UserError
+from rehearsal.cloud import enforcement
 
 _COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+_ACCOUNT_VARIABLE = "REHEARSAL_CLOUD_ACCOUNT_ID"
 
 
 @dataclass
@@ -74,6 +82,11 @@ class LocalCloud:
             "AWS_DEFAULT_REGION": self.region,
         }
 
+    @property
+    def administrator_arn(self) -> str:
+        """The identity the rehearsal's own clients act as (and that plays the Lambda service)."""
+        return f"arn:aws:iam::{self.account_id}:user/{ADMINISTRATOR_USER_NAME}"
+
     def client(self, service: str) -> Any:
         """A boto3 client for `service` bound to this cloud, made once (clients are thread-safe)."""
         if service not in self._clients:
@@ -95,6 +108,17 @@ class LocalCloud:
             s3.create_bucket(Bucket=name)
         else:
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+
+    def client_as(self, service: str, access_key_id: str, secret_access_key: str, session_token: str) -> Any:
+        """A new boto3 client for `service` signing with another identity's session (a function's role)."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            aws_session_token=session_token,
+        )
 
     @property
     def running(self) -> bool:
@@ -124,6 +148,7 @@ def start_local_cloud(
         raise UserError(f"unknown environment {environment!r}: use one of {', '.join(ALL_ENVIRONMENTS)}")
     env = {key: value for key, value in os.environ.items() if key not in _COVERAGE_VARIABLES}
     env.update(_account_environ(place))
+    env.update(enforcement_environment(place.account_id))
     process = subprocess.Popen(  # nosec B603 # fixed argv: this interpreter running our own module
         [sys.executable, "-m", "rehearsal.cloud.server"],
         stdin=subprocess.PIPE,
@@ -174,12 +199,12 @@ def _read_port(process: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 def wait_until_healthy(endpoint_url: str, *, deadline: float) -> None:
-    """Poll moto's own API until it answers 200, or fail with one clear line at the deadline."""
-    url = f"{endpoint_url}/moto-api/data.json"
+    """Poll moto's own API until it answers, or fail with one clear line at the deadline."""
+    url = f"{endpoint_url}/moto-api/config"  # small; data.json dumps every model (IAM: ~700 KB)
     while True:
         try:
             with urllib.request.urlopen(url, timeout=1.0) as response:  # nosec B310 # loopback http only
-                if response.status == 200:
+                if 200 <= response.status < 300:  # /moto-api/config answers 201
                     return
         except OSError:
             pass
@@ -199,10 +224,25 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def enforcement_environment(account_id: str) -> dict[str, str]:
+    """The server child's settings that turn moto's IAM enforcement on for every request (ADR 0043).
+
+    `INITIAL_NO_AUTH_ACTION_COUNT` 0: no request is let through unchecked (moto's default is never to
+    check). AWS managed policies are loaded so that a role can attach the ones SAM names
+    (AWSLambdaBasicExecutionRole, AWSLambdaSQSQueueExecutionRole, ...), as moto ships them.
+    """
+    return {
+        "INITIAL_NO_AUTH_ACTION_COUNT": "0",
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+        _ACCOUNT_VARIABLE: account_id,
+    }
+
+
 def serve() -> None:  # pragma: no cover - runs in the server child, started without coverage for speed
     """Child side: run moto on port 0, print the port, serve until stdin closes or SIGTERM."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the server child needs moto
 
+    enforcement.install(os.environ.get(_ACCOUNT_VARIABLE, ACCOUNT_ID))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()

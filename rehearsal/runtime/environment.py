@@ -22,6 +22,7 @@ from rehearsal.base.aws import ACCESS_KEY_ID, DEFAULT_PLACE, LOCAL, SECRET_ACCES
 from rehearsal.base.clock import REAL_TIME, TimeScale
 from rehearsal.cloud.descriptions import BucketSource, FunctionSpec, QueueSource
 from rehearsal.cloud.provision import Stack, StackAlarms, deploy_template
+from rehearsal.cloud.roles import IAM_NOT_EMULATED
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
 from rehearsal.cloud.template import (
     StackIdentity,
@@ -30,6 +31,7 @@ from rehearsal.cloud.template import (
     load_template,
 )
 from rehearsal.runtime.control_plane import ControlPlane
+from rehearsal.runtime.credentials import ExecutionRoles, PollerSqs
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
@@ -38,13 +40,7 @@ LogSink = Callable[[dict[str, Any]], None]
 # Settings the runtime imposes on every function, and why:
 # Differences from Lambda every environment has (docs/decisions/0028-functions-run-as-lambda-runs-them.md).
 RUNTIME_NOT_EMULATED = (
-    (
-        "IAM",
-        "every function",
-        "functions call the local cloud with its shared credentials, not their execution role's, and "
-        "the local cloud runs without IAM enforcement (moto's is server-wide; ADR 0028): a permission "
-        "removed from a function's policy does not fail here",
-    ),
+    *IAM_NOT_EMULATED,
     (
         "Architectures",
         "every function",
@@ -148,7 +144,7 @@ class LocalEnvironment:
         if isinstance(source, QueueSource):
             return QueuePoller(
                 source,
-                sqs=self.cloud.client("sqs"),
+                sqs=self._poller_sqs(source.function),
                 invoke=self.functions.invoke,
                 region=self.cloud.region,
                 stopping=stop,
@@ -163,6 +159,19 @@ class LocalEnvironment:
             log_sink=self.log_sink,
             time_scale=self.time_scale,
         )
+
+    def _poller_sqs(self, function: str) -> Any:
+        """The SQS client an event source mapping of `function` polls with: its role's session."""
+        name, _ = self.functions.resolve_target(function)
+        role = next((spec.role for spec in self.stack.functions.values() if spec.name == name), None)
+        roles = self.functions.execution_roles
+        if roles is None or role is None:
+            return self.cloud.client("sqs")
+        session = roles.session(role, name)
+        role_client = self.cloud.client_as(
+            "sqs", session.access_key_id, session.secret_access_key, session.session_token
+        )
+        return PollerSqs(role_client=role_client, own_client=self.cloud.client("sqs"))
 
     def stop(self) -> None:
         """Stop pollers, gateway, control plane, workers and the local cloud (if its own), in that order."""
@@ -267,6 +276,7 @@ def _config(functions: LocalFunctions, spec: FunctionSpec, environment: Mapping[
         runtime=spec.runtime,
         layers=spec.layers,
         reserved_concurrency=spec.reserved_concurrency,
+        role=spec.role,
     )
 
 
@@ -368,6 +378,7 @@ def _start_functions(
         base_environ={},
         log_sink=sink,
         max_concurrency=max_concurrency,
+        execution_roles=ExecutionRoles(cloud.client("sts")),
     )
     started.callback(_quietly, functions.close)
     control = ControlPlane(invoke=functions.invoke, log_sink=sink)
@@ -397,10 +408,16 @@ def _start_gateway(
         port=port,
         account_id=cloud.account_id,
         log_sink=sink,
+        session_secrets=_session_secrets(functions),
     )
     gateway.start()
     started.callback(_quietly, gateway.stop)
     return gateway
+
+
+def _session_secrets(functions: LocalFunctions) -> Callable[[str], str | None]:
+    roles = functions.execution_roles
+    return roles.secret_for if roles is not None else (lambda _key: None)
 
 
 def _quietly(stop: Callable[[], None]) -> None:

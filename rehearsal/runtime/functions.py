@@ -31,6 +31,8 @@ from typing import Any
 
 from rehearsal.alarms.metrics import MetricStore
 from rehearsal.base.aws import LAMBDA_DEFAULT_MEMORY_MB, LAMBDA_DEFAULT_TIMEOUT_SECONDS
+from rehearsal.base.errors import UserError
+from rehearsal.runtime.credentials import CREDENTIAL_VARIABLES, ExecutionRoles
 from rehearsal.runtime.invocation import InvocationResult, LogSink, Worker, record_embedded_metrics
 from rehearsal.runtime.sandbox import SandboxFactory
 
@@ -55,6 +57,7 @@ class FunctionConfig:
     runtime: str = "python3.13"
     layers: tuple[str, ...] = ()
     reserved_concurrency: int | None = None  # None: the function shares the pool's limit
+    role: str | None = None  # the execution role's ARN
 
 
 @dataclass
@@ -79,6 +82,7 @@ class LocalFunctions:
         max_concurrency: int = 10,
         work_dir: Path | None = None,
         sandboxes: SandboxFactory | None = None,
+        execution_roles: ExecutionRoles | None = None,
     ) -> None:
         self.metrics = metrics
         self.region = region
@@ -96,6 +100,9 @@ class LocalFunctions:
         self._workers: set[Worker] = set()
         self._busy: dict[str, int] = {}  # per function, across its versions (reserved concurrency)
         self.sandboxes = sandboxes or SandboxFactory()
+        # With execution roles, each worker signs with its role's session, never with `base_environ`'s
+        # credentials; without (a runtime on its own, in tests), it gets `base_environ` as given.
+        self.execution_roles = execution_roles
         # What this runtime does not do as Lambda does, as (what, where, why), for the run's record.
         self.not_emulated: list[tuple[str, str, str]] = []
 
@@ -113,6 +120,7 @@ class LocalFunctions:
         fails here with one line.
         """
         sandbox = self.sandboxes.sandbox(config.runtime, config.layers)
+        self._role_environ(config)  # a role that cannot be assumed fails the deploy here, with one line
         if sandbox.interpreter.note:
             self._note(("interpreter", config.name, sandbox.interpreter.note))
         with self._lock:
@@ -265,6 +273,9 @@ class LocalFunctions:
         environ = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
         environ.update(config.environment)
         environ.update(self.base_environ)
+        if self.execution_roles is not None:
+            environ = {key: value for key, value in environ.items() if key not in CREDENTIAL_VARIABLES}
+        environ.update(self._role_environ(config))
         environ.update(
             {
                 "AWS_LAMBDA_FUNCTION_NAME": name,
@@ -299,6 +310,14 @@ class LocalFunctions:
         with self._lock:
             self._workers.add(worker)
         return worker
+
+    def _role_environ(self, config: FunctionConfig) -> dict[str, str]:
+        """The execution role's session as Lambda sets it; any other credential is removed first."""
+        if self.execution_roles is None:
+            return {}
+        if config.role is None:
+            raise UserError(f"function {config.name} has no execution role (Role): Lambda requires one")
+        return self.execution_roles.session(config.role, config.name).environ()
 
     def _on_log(self, record: dict[str, Any]) -> None:
         """Forward a log line; an embedded-metric-format line also becomes metrics, as in CloudWatch."""

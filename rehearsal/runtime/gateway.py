@@ -29,7 +29,7 @@ from rehearsal.cloud.descriptions import RestApi
 from rehearsal.runtime.invocation import InvocationResult
 from rehearsal.runtime.routes import ErrorAnswer, Route, routes_from_api, validate_request
 from rehearsal.runtime.serving import LoopbackServer
-from rehearsal.runtime.sigv4 import SignatureError, verify_request
+from rehearsal.runtime.sigv4 import SignatureError, presented_access_key, verify_request
 
 Invoke = Callable[[str, Any], InvocationResult]
 LogSink = Callable[[dict[str, Any]], None]
@@ -53,6 +53,8 @@ class Gateway:
     port: int = 3000
     account_id: str = ACCOUNT_ID
     log_sink: LogSink = field(default=lambda _record: None)
+    # Secrets of the role sessions the runtime gave functions: a function may sign its API calls.
+    session_secrets: Callable[[str], str | None] = field(default=lambda _key: None)
     routes: list[Route] = field(init=False, default_factory=list)
     problems: list[str] = field(init=False, default_factory=list)
     _server: LoopbackServer | None = field(init=False, default=None)
@@ -167,6 +169,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             }
         )
 
+    def _signer_credentials(self) -> Credentials:
+        """The rehearsal's own credentials, or those of the function session the request names."""
+        configured = self.gateway.credentials
+        presented = presented_access_key(dict(self.headers.items()))
+        secret = self.gateway.session_secrets(presented) if presented else None
+        if presented is None or presented == configured.access_key or secret is None:
+            return configured
+        return Credentials(presented, secret, configured.region)
+
     def _authorize(self, route: Route, body: bytes) -> dict[str, Any]:
         identity: dict[str, Any] = {
             "sourceIp": self.client_address[0],
@@ -174,7 +185,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         }
         if not route.iam:
             return identity
-        credentials = self.gateway.credentials
+        credentials = self._signer_credentials()
         try:
             caller = verify_request(
                 method=self.command,

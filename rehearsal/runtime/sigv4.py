@@ -37,6 +37,13 @@ class Caller:
     access_key: str
 
 
+def presented_access_key(headers: Mapping[str, str]) -> str | None:
+    """The access key id a SigV4 Authorization header names, if it is one."""
+    authorization = {name.lower(): value for name, value in headers.items()}.get("authorization", "")
+    match = _AUTHORIZATION.match(authorization.strip())
+    return match["key"] if match else None
+
+
 def verify_request(
     *,
     method: str,

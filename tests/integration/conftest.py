@@ -127,8 +127,8 @@ def _remote_outputs() -> dict[str, str]:
 def session_for_tests(base: boto3.session.Session, environ: Mapping[str, str]) -> boto3.session.Session:
     """The session the tests run as: the environment's TestRole when `TEST_ROLE_ARN` names one.
 
-    Offline (`AWS_ENDPOINT_URL` points at the local cloud) IAM is not enforced and the local gateway
-    knows only the rehearsal's own credentials, so the role is not assumed there; the log says so.
+    Offline (`AWS_ENDPOINT_URL` points at the local cloud) tests act as the local cloud's administrator:
+    moto cannot evaluate TestRole's trust (ADR 0043), so the role is not assumed there; the log says so.
     """
     role_arn = environ.get("TEST_ROLE_ARN", "")
     if not role_arn:
@@ -136,7 +136,7 @@ def session_for_tests(base: boto3.session.Session, environ: Mapping[str, str]) -
     if environ.get("AWS_ENDPOINT_URL"):
         warnings.warn(
             f"TEST_ROLE_ARN {role_arn} not assumed: AWS_ENDPOINT_URL is a local cloud, "
-            "where IAM is not enforced",
+            "where builds act as its administrator (moto cannot evaluate TestRole's trust; ADR 0043)",
             stacklevel=2,
         )
         return base

@@ -13,6 +13,7 @@ from typing import Any
 from rehearsal.cloud.template import load_template
 from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.release.deploy_port import DeployRequest
+from tests.rehearsal.permission_faults import RemovedPermission
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "artifactsbucket88671897"
@@ -52,13 +53,21 @@ class Packager:
         self,
         patch: tuple[str, str, str] | None = None,
         edit: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        removed: RemovedPermission | None = None,
     ) -> Path:
-        """The packaged template (with `edit` applied to the source template first, if given)."""
+        """The packaged template (with `removed` taken out of the source template's policies and
+        `edit` applied to it first, if given)."""
         self.count += 1
         body = _zip(REPO / "service" / "src", patch)
         key = f"packages/{hashlib.md5(body, usedforsecurity=False).hexdigest()}"
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        document: dict[str, Any] = load_template(REPO / "service" / "template.yaml")
+        source = REPO / "service" / "template.yaml"
+        if removed is not None:
+            source = self.root / f"template-{self.count}.yaml"
+            text = (REPO / "service" / "template.yaml").read_text(encoding="utf-8")
+            source.write_text(removed.apply(text), encoding="utf-8")
+        document: dict[str, Any] = load_template(source)
         if edit is not None:
             edit(document)
         for resource in document["Resources"].values():

@@ -25,6 +25,7 @@ from rehearsal.deploy.shift import serving_version
 from rehearsal.deploy.traffic import traffic_steps, weight_at
 from rehearsal.release.deploy_port import Outcome
 from tests.rehearsal.deploy_support import Packager, deploy_request
+from tests.rehearsal.permission_faults import STATUS_CANNOT_READ_ORDERS
 
 TIME_SCALE = TimeScale(seconds_per_minute=0.2)
 
@@ -146,7 +147,9 @@ def test_a_deploy_reports_what_it_provisions_only_as_a_name_and_what_the_runtime
     runtime = {(where, what, why) for what, where, why in environment.not_emulated}
     assert provisioned
     assert facts == provisioned | runtime
-    assert any(what == "IAM" for _, what, _ in facts)
+    # Roles are enforced now; what IAM checks on AWS and the local cloud does not is named instead.
+    assert {"IAM resources and conditions", "IAM resource policies"} <= {what for _, what, _ in facts}
+    assert ("PreTrafficHookFunctionRole", "AWS::IAM::Role") in {(where, what) for where, what, _ in facts}
 
 
 def test_a_version_the_pre_traffic_hook_finds_broken_never_gets_traffic(
@@ -215,3 +218,23 @@ def test_a_rule_on_a_metric_alarm_is_watched_like_a_composite_one(
         environment=None, alarm_name="orders-staging-Api5xxAlarm", wait_minutes=1, log=io.StringIO()
     )
     assert plain.message.startswith("alarm orders-staging-Api5xxAlarm")
+
+
+def test_a_version_whose_role_lost_a_permission_its_code_uses_fails_its_hook_and_never_gets_traffic(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    # The status function keeps its code but its role no longer allows dynamodb:GetItem: on AWS
+    # its read is denied, the hook's "unknown order is 404" check gets a 500 (ADR 0043).
+    template = packager.package(removed=STATUS_CANNOT_READ_ORDERS)
+    request = deploy_request(template, "c-no-read", "Canary10Percent5Minutes")
+    hooked = local.deploy(request)
+    assert not hooked.succeeded
+    assert "BeforeAllowTraffic hook" in hooked.message
+    denied = (
+        "assumed-role/orders-staging-GetOrderFunctionRole/orders-staging-GetOrderFunction is not authorized"
+    )
+    assert isinstance(request.log, io.StringIO)
+    assert f"{denied} to perform: dynamodb:GetItem" in request.log.getvalue()
+    assert _routing(local, "orders-staging-GetOrderFunction") == {"1": 1.0}
+    assert _routing(local) == {"1": 1.0}
