@@ -75,9 +75,14 @@ typecheck: install ## mypy --strict on pipeline/, service/src/ and rehearsal/
 scan: install ## bandit on our own code (zero findings)
 	bandit --quiet --recursive --configfile pyproject.toml $(CODE)
 
+# On every core (pytest-xdist): each test module runs whole on one worker, the longest modules first
+# (tests/conftest.py, ADR 0061). TEST_WORKERS=0 runs every test in one process.
+TEST_WORKERS ?= auto
+XDIST = -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+
 .PHONY: coverage
-coverage: install ## All tests with coverage; fails under 90%
-	pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml \
+coverage: install ## All tests with coverage, on every core; fails under 90%
+	pytest $(XDIST) --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml \
 	  --junitxml=reports/junit.xml tests
 
 # What `make check` runs: everything, in the pipeline and in `make release`. The rehearsal's own

@@ -1,6 +1,27 @@
-"""Shared test options: `--base-url` points the integration tests at a deployed API."""
+"""Shared test options, and how `make test` spreads the suite over the machine's cores.
+
+`--base-url` points the integration tests at a deployed API.
+
+`make test` runs pytest-xdist with `--dist loadscope --no-loadscope-reorder`: each test module
+runs whole on one worker, so its module-scoped fixtures (a local environment, two whole releases)
+start once, and session-scoped ones (a CDK synth) at most once per worker; the modules that run
+longest are handed out first, in the order below, so that they overlap the many short ones instead
+of ending the run alone (docs/decisions/0061-parallel-test-suite.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).parent
+# The modules that run longest, longest first (make test's --durations; about a third of the run's
+# CPU between them). Only the order of work depends on this list: a stale one costs time, never a test.
+LONGEST_FIRST = (
+    "infra/test_another_team.py",  # make init, then make check and make synth on a copy
+    "rehearsal/test_release_offline.py",  # two whole releases of the real pipeline
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -9,3 +30,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="API base URL for tests/integration (staging in the pipeline; the local runtime by default)",
     )
+
+
+def _rank(item: pytest.Item) -> int:
+    module = item.path.relative_to(TESTS).as_posix() if TESTS in item.path.parents else ""
+    return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first; every other module keeps its place and each test its order."""
+    items.sort(key=_rank)  # a stable sort: a module's tests stay together
