@@ -240,9 +240,11 @@ class ObservedDeployer(LocalDeployer):
         self.at_start: dict[str, dict[str, dict[str, float]]] = {}
         self.served: dict[str, ServedAtEnd] = {}
 
-    def environment(self, name: str, *, log: TextIO | None = None) -> Any:
+    def environment(
+        self, name: str, *, place: AccountRegion | None = None, log: TextIO | None = None
+    ) -> Any:
         started = name not in self.running
-        running = super().environment(name, log=log)
+        running = super().environment(name, place=place, log=log)
         if started and running is not None:
             self.at_start[name] = live_aliases(running.local)
         return running
