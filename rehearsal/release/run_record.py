@@ -2,7 +2,8 @@
 
 A run's folder (`.rehearsal/runs/<id>/`, see base/layout.py for the rest of `.rehearsal/`):
   summary.json                  result, failed_stage, stages and actions, approvals, environments,
-                                not_emulated ({what, where, why} per fact this run only stood in for)
+                                not_emulated ({what, where, why} per fact this run only stood in for),
+                                alarm_evidence (per alarm a canary or bake watched: judged with data or not)
   logs/<Stage>.<Action>.log     one log per action (a restarted release keeps logs-attempt-N/)
   artifacts/<name>/             the run's artifact store
   reports/<action>/             report files the buildspecs named
@@ -15,10 +16,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from rehearsal.alarms.evaluator import AlarmEvidence
 from rehearsal.base.aws import RELEASE_ENVIRONMENTS
 from rehearsal.base.clock import timestamp
 from rehearsal.base.layout import StateLayout
@@ -107,6 +109,25 @@ class ApprovalEntry:
     via: str  # "APPROVE=auto", "prompt", "make approve", ...
 
 
+class AlarmEvidenceLog:
+    """Per watched alarm, in the order actions reported them: did it judge the new version with data."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[AlarmEvidence] = []
+
+    def add(self, evidence: tuple[AlarmEvidence, ...], *, where: str) -> None:
+        with self._lock:
+            self._items.extend(replace(item, where=where) for item in evidence)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> AlarmEvidenceLog:
+        return self  # shared, not copied, by dataclasses.asdict (as NotEmulatedLog)
+
+    def items(self) -> list[AlarmEvidence]:
+        with self._lock:
+            return list(self._items)
+
+
 @dataclass(kw_only=True)
 class RunSummary:
     """`summary.json`: one release as it goes; every part writes its field here, never a string key."""
@@ -129,10 +150,12 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     environments: dict[str, Any] = field(default_factory=dict)  # ReleaseState.view() at the end
     not_emulated: NotEmulatedLog = field(default_factory=NotEmulatedLog, repr=False)
+    alarm_evidence: AlarmEvidenceLog = field(default_factory=AlarmEvidenceLog, repr=False)
 
     def as_json(self, stages: list[StageResult]) -> dict[str, Any]:
         document = asdict(self)
         document["not_emulated"] = [asdict(fact) for fact in self.not_emulated.facts()]
+        document["alarm_evidence"] = [asdict(item) for item in self.alarm_evidence.items()]
         document["stages"] = [
             {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in stages
         ]

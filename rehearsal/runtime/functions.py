@@ -98,6 +98,9 @@ class LocalFunctions:
         self.sandboxes = sandboxes or SandboxFactory()
         # What this runtime does not do as Lambda does, as (what, where, why), for the run's record.
         self.not_emulated: list[tuple[str, str, str]] = []
+        # URL prefix -> its local stand-in, in function environments: the stack's own API stage URLs
+        # become the local gateway's (a DNS stand-in; set by `rehearsal.runtime.environment`).
+        self.url_stand_ins: dict[str, str] = {}
 
     # ------------------------------------------------------------ control plane
 
@@ -263,7 +266,7 @@ class LocalFunctions:
         config = version.config
         name = config.name
         environ = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
-        environ.update(config.environment)
+        environ.update({key: self._stand_in(value) for key, value in config.environment.items()})
         environ.update(self.base_environ)
         environ.update(
             {
@@ -299,6 +302,12 @@ class LocalFunctions:
         with self._lock:
             self._workers.add(worker)
         return worker
+
+    def _stand_in(self, value: str) -> str:
+        for prefix, local in self.url_stand_ins.items():
+            if value == prefix or value.startswith(prefix + "/"):
+                return local + value[len(prefix) :]
+        return value
 
     def _on_log(self, record: dict[str, Any]) -> None:
         """Forward a log line; an embedded-metric-format line also becomes metrics, as in CloudWatch."""

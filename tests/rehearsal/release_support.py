@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from rehearsal.alarms.evaluator import AlarmEvidence
 from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
 from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.release.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
@@ -95,8 +96,8 @@ class InMemoryDeployer:
             self.serving.pop(environment, None)
         return Outcome.passed(f"{environment} rolled back")
 
-    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[list[AlarmEvidence]]:
+        return contextlib.nullcontext([])
 
     def close(self) -> None:
         self.closed = True
