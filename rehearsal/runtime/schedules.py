@@ -203,8 +203,10 @@ class Scheduler(threading.Thread):
         time_scale: TimeScale,
         stopping: threading.Event,
         log_sink: LogSink,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="eventbridge-schedules", daemon=True)
+        self.clock = clock
         self.stack = stack
         self.invoke = invoke
         self.time_scale = time_scale
@@ -219,7 +221,7 @@ class Scheduler(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(_TICK_SECONDS):
             try:
-                self.tick(time.monotonic())
+                self.tick(self.clock())
             except Exception as error:  # a broken rule must not stop the others; EventBridge's do not
                 self.log_sink({"type": "scheduler-error", "error": repr(error)})
 
@@ -280,7 +282,7 @@ class Scheduler(threading.Thread):
                 self._in_flight[event.target.arn] -= 1
         if self.stopping.is_set() or not (result.throttled or result.failed):
             return
-        now = time.monotonic()
+        now = self.clock()
         if result.throttled:
             # "The retry interval increases exponentially from 1 second after the first attempt to a
             # maximum of 5 minutes" (ADR 0040), in pipeline time.
