@@ -172,7 +172,9 @@ class AlarmEvidence:
 
     alarm: str
     environment: str
-    watched: str  # "canary" (a deployment group's alarm during a shift) or "bake"
+    # "canary": a deployment group's alarm during a shift; "bake": a stage condition's alarm rule for its
+    # wait time; "build": a bake alarm while a test build ran (its tests, then `make bake`).
+    watched: str
     evaluations: int
     evaluations_with_data: int  # evaluations that found a datapoint in at least one evaluated period
     with_data: bool

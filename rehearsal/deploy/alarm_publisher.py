@@ -69,9 +69,13 @@ class AlarmPublisher:
                 self._published[name] = state
 
     def evidence(self) -> tuple[AlarmEvidence, ...]:
-        """For the alarms a bake reads (the members of the composite alarms): judged with data or not."""
+        """For the alarms a bake reads (the members of the composite alarms): judged with data or not.
+
+        Over the whole build (its tests, then `make bake`): the publisher cannot tell when the bake
+        starts, so data the tests themselves caused counts too (`watched` says "build").
+        """
         members = dict.fromkeys(name for composite in self._composite for name in composite.members())
-        return self._evaluator.evidence(members, environment=self._environment, watched="bake")
+        return self._evaluator.evidence(members, environment=self._environment, watched="build")
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_SECONDS):

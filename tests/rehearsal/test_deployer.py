@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -271,3 +272,48 @@ def test_a_rule_on_a_metric_alarm_is_watched_like_a_composite_one(
         environment=None, alarm_name="orders-staging-Api5xxAlarm", wait_minutes=1, log=io.StringIO()
     )
     assert plain.message.startswith("alarm orders-staging-Api5xxAlarm")
+
+
+def test_a_staging_canary_judges_the_new_versions_with_data_from_the_declared_traffic_source(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    good = ("orders/logic/orders.py", "does not exist", "is unknown")  # a new version that still works
+    request = _request(packager.package(good), "c4", "Canary10Percent5Minutes")
+    outcome = local.deploy(request)
+    assert outcome.succeeded, outcome.message
+    judged = {item.alarm: item for item in outcome.alarm_evidence}
+    assert {item.watched for item in outcome.alarm_evidence} == {"canary"}
+    assert len(judged) == 12  # every deployment group's alarms, each once
+    for function in ("SubmitOrder", "GetOrder", "PresignAttachment", "ProcessOrders", "RecordAttachment"):
+        errors = judged[f"orders-staging-{function}ErrorsAlarm"]
+        assert errors.with_data and errors.evaluations_with_data > 0, errors
+    log = request.log.getvalue()  # type: ignore[attr-defined]
+    assert "alarm orders-staging-SubmitOrderErrorsAlarm: judged with data" in log
+
+
+def test_a_production_canary_says_its_alarms_judged_without_data(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    template = packager.package()
+
+    def production(commit: str) -> DeployRequest:
+        return dataclasses.replace(
+            _request(template, commit, "Canary10Percent5Minutes"),
+            environment="production",
+            stack_name="orders-production",
+            parameters={"Environment": "production", "DeploymentType": "Canary10Percent5Minutes"},
+            log=io.StringIO(),
+        )
+
+    assert local.deploy(production("p1")).succeeded
+    request = production("p2")
+    outcome = local.deploy(request)
+    assert outcome.succeeded, outcome.message
+    assert len(outcome.alarm_evidence) == 12
+    assert [item.alarm for item in outcome.alarm_evidence if item.with_data] == []
+    assert all(item.evaluations > 0 for item in outcome.alarm_evidence)
+    log = request.log.getvalue()  # type: ignore[attr-defined]
+    assert "Alarms judged with data: 0 of 12" in log
+    assert "held the shift" not in log  # nothing to wait for: production has no traffic source offline

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
 
 from rehearsal.base.clock import TimeScale
 from rehearsal.deploy.deployer import LocalDeployer
-from rehearsal.deploy.traffic import TrafficDriver
 from rehearsal.release.runner import ReleaseResult
+from tests.rehearsal.conftest import signed_request
 from tests.rehearsal.release_support import commit, run_git
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,22 +141,16 @@ def _serving(repo: Path, environment: str) -> tuple[int, str]:
     try:
         running = deployer.environment(environment)
         assert running is not None
-        local = running.local
-        credentials = local.credentials()
-        client = TrafficDriver(
-            local.base_url, Credentials(credentials.access_key, credentials.secret_key), local.cloud.region
-        )
-        status, body = client.send("GET", f"/orders/{uuid.uuid4()}")
-        created, _ = client.send(
-            "POST",
-            "/orders",
-            {
-                "customerId": "c-1",
-                "currency": "EUR",
-                "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
-            },
-        )
-        return created, json.dumps(body) if status == 404 else f"{status}: {body}"
+        base_url = running.local.base_url
+        missing = signed_request("GET", f"{base_url}/orders/{uuid.uuid4()}")
+        order = {
+            "customerId": "c-1",
+            "currency": "EUR",
+            "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
+        }
+        created = signed_request("POST", f"{base_url}/orders", body=json.dumps(order)).status_code
+        body = missing.text
+        return created, body if missing.status_code == 404 else f"{missing.status_code}: {body}"
     finally:
         deployer.close()
 
@@ -171,6 +164,30 @@ def test_a_good_release_from_a_fresh_state_reaches_production(releases: Releases
     created, not_found = _serving(releases.repo, "production")
     assert releases.marker in not_found
     assert created == 202
+
+
+def _judged(result: ReleaseResult, where: str) -> dict[str, bool]:
+    """alarm -> judged with data, for the alarms the action `where` (Stage/Action) watched."""
+    return {
+        item["alarm"]: item["with_data"]
+        for item in _summary(result)["alarm_evidence"]
+        if item["where"] == where
+    }
+
+
+def test_bakes_say_whether_their_alarms_judged_with_data_staging_with_production_without(
+    releases: Releases,
+) -> None:
+    staging = _judged(releases.good, "Staging/IntegrationTests")
+    production = _judged(releases.good, "Production/SmokeTests")
+    # Staging runs its declared traffic source; production has none offline (on AWS, its users): only
+    # its read-only smoke tests call it, so nothing ever submits an order there.
+    assert staging["orders-staging-SubmitOrderErrorsAlarm"] is True, staging
+    assert staging["orders-staging-ProcessOrdersErrorsAlarm"] is True, staging
+    assert production["orders-production-SubmitOrderErrorsAlarm"] is False, production
+    assert production["orders-production-ProcessOrdersErrorsAlarm"] is False, production
+    log = _log(releases.good, "Production", "SmokeTests")
+    assert "alarm orders-production-SubmitOrderErrorsAlarm: judged WITHOUT data" in log
 
 
 def test_a_faulty_release_is_rolled_back_during_the_staging_canary(releases: Releases) -> None:
@@ -189,6 +206,8 @@ def test_a_faulty_release_is_rolled_back_during_the_staging_canary(releases: Rel
     assert float(rollback.group(1)) <= CANARY_STEP_MINUTES, deploy_log
     assert "new versions get 10% of traffic" in deploy_log
     assert "all aliases at 100%" not in deploy_log
+    # The declared traffic source (StagingTrafficFunction on its schedule) reached the faulty version.
+    assert _judged(releases.faulty, "Staging/Service.Deploy")["orders-staging-SubmitOrderErrorsAlarm"] is True
     for environment in ("staging", "production"):
         created, not_found = _serving(releases.repo, environment)
         assert releases.marker in not_found
