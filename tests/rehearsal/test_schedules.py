@@ -191,7 +191,8 @@ def test_a_rate_rule_fires_once_per_compressed_interval_starting_one_interval_af
         stopping.set()
     target, event = invoke.calls[0]
     assert target == "arn:aws:lambda:us-east-1:123456789012:function:orders-staging-Every"
-    assert {key: event[key] for key in ("version", "detail-type", "source", "account", "region", "detail")} == {
+    shape = ("version", "detail-type", "source", "account", "region", "detail")
+    assert {key: event[key] for key in shape} == {
         "version": "0",
         "detail-type": "Scheduled Event",
         "source": "aws.events",
@@ -302,7 +303,7 @@ def test_a_template_without_a_schedule_gets_no_invocation_at_all() -> None:
         # Eight pipeline minutes: a rate(1 minute) rule would have fired eight times by now.
         wait_for(lambda: time.monotonic() - started >= 8 * SCALE.seconds_per_minute)
         assert scheduler.is_alive() and scheduler.firings == {}
-        assert [key for key in environment.metrics.keys() if key.name == "Invocations"] == []
+        invocations = [point for point in environment.metrics.datapoints() if point.key.name == "Invocations"]
+        assert invocations == []
     finally:
         environment.stop()
-
