@@ -95,7 +95,8 @@ def _metric_sum(service: Service, name: str) -> int:
 def _sweep(service: Service) -> dict[str, Any]:
     """Run the sweeper as its schedule would, once the unsent orders are past its grace period.
 
-    The local runtime does not emulate schedules, so the test invokes it, minute after minute.
+    Its schedule runs it once a (real-time) minute here too; the test does not wait for that and
+    invokes it itself, sweep after sweep.
     """
     table = service.environment.outputs()["OrdersTableName"]
     dynamodb = service.client("dynamodb")
