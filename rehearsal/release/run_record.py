@@ -299,8 +299,21 @@ def render_summary(summary: dict[str, Any]) -> str:
     if serving:
         lines.append(f"  serving 100%: {serving}")
     lines += render_not_emulated(summary.get("not_emulated") or [])
+    lines += _render_alarm_evidence(summary.get("alarm_evidence") or [])
     lines.append(f"  record: {summary.get('record', '')}")
     return "\n".join(lines) + "\n"
+
+
+def _render_alarm_evidence(evidence: list[dict[str, Any]]) -> list[str]:
+    """One line per action whose watched alarms judged (some) without data: evidence that was missing."""
+    without: dict[str, list[str]] = {}
+    for item in evidence:
+        if not item.get("with_data"):
+            without.setdefault(str(item.get("where", "")), []).append(str(item.get("alarm", "")))
+    return [
+        f"  judged without data at {where}: {len(alarms)} alarms (summary.json alarm_evidence)"
+        for where, alarms in without.items()
+    ]
 
 
 def _point_latest(runs: Path, run_id: str) -> None:

@@ -320,6 +320,8 @@ def test_progress_shows_stage_action_state_and_elapsed_and_ends_with_a_summary_t
     assert "Build           Synth                    Succeeded " in text
     assert "Stage           Action" in text
     assert "serving 100%: production" in text
+    assert "judged without data at Production/Execute: 1 alarms" in text
+    assert "judged without data at Staging/Execute" not in text
 
 
 def test_a_release_waits_for_one_already_running(repo: Path) -> None:
