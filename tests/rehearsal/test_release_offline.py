@@ -130,7 +130,7 @@ def _log(result: ReleaseResult, stage: str, action: str) -> str:
     summary = _summary(result)
     for stage_entry in summary.get("stages", []):
         for entry in stage_entry.get("actions", []):
-            if stage_entry.get("name") == stage and entry.get("name") == action:
+            if stage_entry.get("name") == stage and entry.get("action") == action:
                 return Path(entry["log"]).read_text(encoding="utf-8")
     raise AssertionError(f"no {stage}/{action} in {summary}")
 
