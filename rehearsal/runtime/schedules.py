@@ -38,7 +38,9 @@ _UNIT_MINUTES = {"minute": 1, "hour": 60, "day": 24 * 60}
 # hours", Lambda PutFunctionEventInvokeConfig); a throttled event is retried meanwhile.
 _MAX_EVENT_AGE_MINUTES = 6 * 60
 # "with a one-minute wait between the first two attempts, and two minutes between the second and
-# third" (Lambda, asynchronous invocation; see ADR 0040 for the quote's status).
+# third attempts"; throttled: "The retry interval increases exponentially from 1 second after the
+# first attempt to a maximum of 5 minutes" (Lambda, "How Lambda handles errors and retries with
+# asynchronous invocation").
 _RETRY_WAIT_MINUTES = (1.0, 2.0)
 _THROTTLE_BACKOFF_MAX_SECONDS = 5 * 60.0
 _TICK_SECONDS = 0.02  # how often the scheduler looks at the clock (real seconds)
