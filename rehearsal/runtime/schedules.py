@@ -190,12 +190,14 @@ class Scheduler(threading.Thread):
 
     A rule's first firing comes one interval after the scheduler first sees it ("A rate expression
     starts when you create the scheduled event rule"); a changed expression starts anew. Each firing
-    queues one event per target, as Lambda queues an asynchronous invocation; at most
-    `IN_FLIGHT_PER_TARGET` run at once per target (this machine, not Lambda's scaling, is the limit
-    offline), the others wait in the queue until Lambda's maximum event age.
+    queues one event per target, as Lambda queues an asynchronous invocation; one at a time runs per
+    target, the others wait in the queue until Lambda's maximum event age. On AWS a job shorter than
+    its interval never overlaps itself; offline, time compression makes every job longer than its
+    interval, and overlapping copies would only pile up work this machine cannot do (and duplicate
+    what the job sends). Lambda may run them side by side: listed in docs/rehearsal-fidelity.md.
     """
 
-    IN_FLIGHT_PER_TARGET = 3
+    IN_FLIGHT_PER_TARGET = 1
 
     def __init__(
         self,
