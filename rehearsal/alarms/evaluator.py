@@ -162,6 +162,36 @@ def _evaluate_expression(  # noqa: PLR0911 - one return per kind of node reads b
     return _OPERATORS[type(node.op)](left, right)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AlarmEvidence:
+    """Whether an alarm judged with data while it was watched: a canary or a bake says so per alarm.
+
+    An alarm whose every evaluation found no datapoint in its window was decided by
+    `TreatMissingData` alone (`notBreaching` passes any version): it judged *without data*.
+    """
+
+    alarm: str
+    environment: str
+    # "canary": a deployment group's alarm during a shift; "bake": a stage condition's alarm rule for its
+    # wait time; "build": a bake alarm while a test build ran (its tests, then `make bake`).
+    watched: str
+    evaluations: int
+    evaluations_with_data: int  # evaluations that found a datapoint in at least one evaluated period
+    with_data: bool
+    where: str = ""  # the pipeline action that watched it (Stage/Action), once the run records it
+
+    def describe(self) -> str:
+        if self.with_data:
+            return (
+                f"alarm {self.alarm}: judged with data (datapoints in {self.evaluations_with_data} "
+                f"of {self.evaluations} evaluations)"
+            )
+        return (
+            f"alarm {self.alarm}: judged WITHOUT data (no datapoint in any of {self.evaluations} "
+            "evaluations: its TreatMissingData decided)"
+        )
+
+
 @dataclass(frozen=True)
 class AlarmStateChange:
     alarm: str
@@ -180,6 +210,9 @@ class AlarmEvaluator:
     time_scale: TimeScale = REAL_TIME
     clock: Callable[[], float] = time.time
     states: dict[str, str] = field(default_factory=dict)
+    # Per alarm: evaluations so far, and those whose window held a datapoint (see `evidence`).
+    evaluations: dict[str, int] = field(default_factory=dict)
+    evaluations_with_data: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for alarm in self.alarms:
@@ -208,6 +241,9 @@ class AlarmEvaluator:
         changes = []
         for alarm in self.alarms:
             points = self.datapoints(alarm, when)
+            self.evaluations[alarm.name] = self.evaluations.get(alarm.name, 0) + 1
+            if any(point is not None for point in points):
+                self.evaluations_with_data[alarm.name] = self.evaluations_with_data.get(alarm.name, 0) + 1
             old = self.states[alarm.name]
             new, reason = _decide(alarm, points, old)
             if new != old:
@@ -217,6 +253,20 @@ class AlarmEvaluator:
 
     def in_alarm(self) -> list[str]:
         return sorted(name for name, state in self.states.items() if state == ALARM)
+
+    def evidence(self, names: Iterable[str], *, environment: str, watched: str) -> tuple[AlarmEvidence, ...]:
+        """What each of `names` judged with since this evaluator started (unknown names: no evaluation)."""
+        return tuple(
+            AlarmEvidence(
+                alarm=name,
+                environment=environment,
+                watched=watched,
+                evaluations=self.evaluations.get(name, 0),
+                evaluations_with_data=self.evaluations_with_data.get(name, 0),
+                with_data=self.evaluations_with_data.get(name, 0) > 0,
+            )
+            for name in names
+        )
 
 
 def _decide(alarm: AlarmDefinition, points: list[float | None], current: str) -> tuple[str, str]:

@@ -40,6 +40,7 @@ _DESCRIBED = {
     "AWS::ApiGateway::Stage": "served by the local gateway",
     "AWS::ApiGateway::Deployment": "served by the local gateway",
     "AWS::CloudWatch::Alarm": "evaluated by the local alarm evaluator",
+    "AWS::Events::Rule": "scheduled rules fired by the local scheduler (rehearsal.runtime.schedules)",
 }
 # Types with no local behaviour: listed in the output with why.
 _NOT_EMULATED = {

@@ -5,6 +5,7 @@ so while such a build runs the environment's alarms are evaluated from its metri
 evaluator a canary uses) and each state is published to its local cloud. The local cloud (moto)
 neither evaluates alarms nor has PutCompositeAlarm, so every alarm is published under its own
 name as a metric alarm whose state is set with SetAlarmState: only names and states are real.
+The publisher sends no request itself; `evidence()` says which alarms judged with data meanwhile.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any, TextIO
 
+from rehearsal.alarms.evaluator import AlarmEvidence
 from rehearsal.deploy.shift import POLL_SECONDS, log_alarm_changes
 from rehearsal.runtime.environment import LocalEnvironment
 
@@ -25,6 +27,7 @@ class AlarmPublisher:
             log.write(f"Alarm not evaluated offline: {problem}\n")
         self._composite = alarms.composite
         self._names = [m.name for m in alarms.metric] + [c.name for c in alarms.composite]
+        self._environment = local.name
         self._cloudwatch: Any = local.cloud.client("cloudwatch")
         self._log = log
         self._published: dict[str, str] = {}
@@ -64,6 +67,15 @@ class AlarmPublisher:
                     AlarmName=name, StateValue=state, StateReason="evaluated by the rehearsal"
                 )
                 self._published[name] = state
+
+    def evidence(self) -> tuple[AlarmEvidence, ...]:
+        """For the alarms a bake reads (the members of the composite alarms): judged with data or not.
+
+        Over the whole build (its tests, then `make bake`): the publisher cannot tell when the bake
+        starts, so data the tests themselves caused counts too (`watched` says "build").
+        """
+        members = dict.fromkeys(name for composite in self._composite for name in composite.members())
+        return self._evaluator.evidence(members, environment=self._environment, watched="build")
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_SECONDS):

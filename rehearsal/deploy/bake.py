@@ -1,13 +1,17 @@
-"""The bake: a V2 stage condition's `CloudWatchAlarm` rule, watched for its wait time with traffic running."""
+"""The bake: a V2 stage condition's `CloudWatchAlarm` rule, watched for its wait time.
+
+The environment's declared traffic (its scheduled rules) runs meanwhile as it always does; the bake
+adds none, and its outcome says for each alarm of the rule whether it judged with data or without.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TextIO
 
 from rehearsal.alarms.evaluator import ALARM, AlarmEvaluator, CompositeAlarmDefinition
-from rehearsal.deploy.shift import log_alarm_changes, poll
-from rehearsal.deploy.traffic import start_traffic
+from rehearsal.deploy.shift import log_alarm_changes, log_evidence, poll
 from rehearsal.release.deploy_port import Outcome
 from rehearsal.runtime.environment import LocalEnvironment
 
@@ -34,9 +38,7 @@ def bake(
             return Outcome.passed(f"alarm {rule.name} stayed OK for {wait_minutes:g} minutes")
         return None
 
-    driver = start_traffic(local, log)
-    try:
-        return poll(check)
-    finally:
-        driver.stop()
-        log.write(f"{driver.describe()}\n")
+    outcome = poll(check)
+    evidence = evaluator.evidence(rule.members(), environment=local.name, watched="bake")
+    log_evidence(evidence, log)
+    return dataclasses.replace(outcome, alarm_evidence=evidence)

@@ -4,11 +4,12 @@ For each deploy action it takes the packaged template and its code out of the ar
 checks property values and capabilities before changing anything, and on an update executes a
 change set (ADR 0046): it deploys nothing when the change set is empty, publishes versions only of
 the functions that changed, runs the PreTraffic hook and shifts those aliases as each deployment
-group's configuration says (time-compressed by the one `TimeScale` it is given) while synthetic
-traffic runs, watches the groups' alarms, then serves the new routes and event sources in place.
-A failure (hook, ALARM, error) restores everything the update changed and fails the action naming
-the cause. Environments stay up (gateway serving) until the release ends; what they run is kept
-under `.rehearsal/deployer/` for the next release.
+group's configuration says (time-compressed by the one `TimeScale` it is given) while the
+environment's declared traffic runs (its scheduled rules; nothing of the deployer's own), watches
+the groups' alarms, then serves the new routes and event sources in place. A failure (hook, ALARM,
+error) restores everything the update changed and fails the action naming the cause. Every outcome
+says which watched alarms judged with data. Environments stay up (gateway serving) until the
+release ends; what they run is kept under `.rehearsal/deployer/` for the next release.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from rehearsal.alarms.evaluator import CompositeAlarmDefinition
+from rehearsal.alarms.evaluator import AlarmEvidence, CompositeAlarmDefinition
 from rehearsal.base.aws import DEFAULT_PLACE, PIPELINE, AccountRegion
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.errors import UserError
@@ -41,8 +42,7 @@ from rehearsal.deploy.bake import bake
 from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
 from rehearsal.deploy.hooks import run_hooks
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
-from rehearsal.deploy.shift import watch_shift
-from rehearsal.deploy.traffic import start_traffic
+from rehearsal.deploy.shift import log_evidence, watch_shift
 from rehearsal.deploy.updates import Before, aliases_of, move_aliases_in_place, restore
 from rehearsal.release.deploy_port import DIRECT_ACTION_MODES, DeployRequest, Outcome, RecoveredEnvironment
 from rehearsal.release.fidelity import NotEmulated
@@ -76,6 +76,7 @@ class LocalDeployer:
         self.running: dict[str, _Running] = {}
         self.last_deployed: str | None = None
         self._runtime_logs: list[IO[str]] = []
+        self._evidence: dict[str, tuple[AlarmEvidence, ...]] = {}  # per environment, from its last shift
 
     # ------------------------------------------------------------ CodeBuild's view
 
@@ -93,24 +94,26 @@ class LocalDeployer:
         return {**cloud.environ(), **minute}
 
     @contextlib.contextmanager
-    def alarms_published(self, *, log: TextIO) -> Iterator[None]:
+    def alarms_published(self, *, log: TextIO) -> Iterator[list[AlarmEvidence]]:
         """While a build runs after a deploy action: its environment's alarms, live in its cloud.
 
-        Synthetic traffic runs meanwhile, as staging's own traffic source (and production's users)
-        would, so a bake inside the build judges the new version with data.
+        Only the environment's declared traffic runs meanwhile (staging's traffic source; production
+        has none offline, where AWS has its users), so the list filled on exit says for each bake
+        alarm whether it judged with data or without.
         """
+        evidence: list[AlarmEvidence] = []
         running = self.running.get(self.last_deployed or "")
         if running is None:
-            yield
+            yield evidence
             return
         publisher = AlarmPublisher(running.local, log=log)
-        driver = start_traffic(running.local, log)
         publisher.start()
         try:
-            yield
+            yield evidence
         finally:
             publisher.stop()
-            driver.stop()
+            evidence.extend(publisher.evidence())
+            log_evidence(tuple(evidence), log)
 
     def _cloud(self, place: AccountRegion, label: str) -> LocalCloud:
         """The local cloud of `place`, started on first use; `label` names it in messages."""
@@ -221,7 +224,8 @@ class LocalDeployer:
                 *local.not_emulated,
             ]
         )
-        return dataclasses.replace(outcome, not_emulated=facts)
+        evidence = self._evidence.pop(environment, ())
+        return dataclasses.replace(outcome, not_emulated=facts, alarm_evidence=evidence)
 
     def _moved_out_of(self, running: _Running | None, request: DeployRequest) -> _Running | None:
         """A stack in another account or region is another stack: the pipeline now deploys elsewhere."""
@@ -372,27 +376,26 @@ class LocalDeployer:
         before: dict[tuple[str, str], dict[str, float]],
         new_versions: dict[str, str],
     ) -> Outcome:
-        """CodeDeploy's part: hooks, then the shift watched by the alarms; traffic runs throughout."""
+        """CodeDeploy's part: hooks, then the shift watched by the alarms, under the declared traffic only.
+
+        What each watched alarm judged with is kept for this deploy action's outcome.
+        """
         log = request.log
         shifting = [g for g in groups if (g.function, g.alias) in before]
         for group in groups:
             if group not in shifting:  # a function new in this release: its alias is created on it
                 local.functions.set_alias(group.function, group.alias, {new_versions[group.function]: 1.0})
-        driver = start_traffic(local, log)  # the old versions serve it until the shift starts
-        try:
-            hooks = {g.before_hook for g in shifting}
-            failure = run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
-            if failure:
-                return Outcome.failed(failure)
-            outcome = watch_shift(request, local, shifting, before, new_versions)
-            log.write(f"{driver.describe()}\n")
-            if not outcome.succeeded:
-                return outcome
-            hooks = {g.after_hook for g in shifting}
-            failure = run_hooks(local, hooks, "AfterAllowTraffic", log, new_versions)
-            return Outcome.failed(failure) if failure else outcome
-        finally:
-            driver.stop()
+        hooks = {g.before_hook for g in shifting}
+        failure = run_hooks(local, hooks, "BeforeAllowTraffic", log, new_versions)
+        if failure:
+            return Outcome.failed(failure)
+        outcome = watch_shift(request, local, shifting, before, new_versions)
+        self._evidence[request.environment] = outcome.alarm_evidence
+        if not outcome.succeeded:
+            return outcome
+        hooks = {g.after_hook for g in shifting}
+        failure = run_hooks(local, hooks, "AfterAllowTraffic", log, new_versions)
+        return Outcome.failed(failure) if failure else outcome
 
     @staticmethod
     def _note_not_emulated(stack: Stack, log: TextIO) -> None:

@@ -2,15 +2,19 @@
 
 Split from the deployer so that the shift's clock, its hold for canary traffic and its alarm
 checks read in one place; `LocalDeployer` runs the hooks around it and rolls back on failure.
+The shift sends no request of its own: the environment's declared traffic (its scheduled rules,
+`rehearsal.runtime.schedules`) is all the new versions get, and the outcome says for every watched
+alarm whether it judged them with data or without.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from rehearsal.alarms.evaluator import AlarmEvaluator
+from rehearsal.alarms.evaluator import AlarmEvaluator, AlarmEvidence
 from rehearsal.alarms.metrics import MetricKey, dimensions
 from rehearsal.base.clock import TimeScale
 from rehearsal.deploy.groups import DeploymentGroup
@@ -19,9 +23,11 @@ from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.runtime.environment import LocalEnvironment
 
 POLL_SECONDS = 0.05  # seconds between alarm evaluations while a shift or a bake is watched
-# A compressed canary step lasts seconds: on a busy machine the new version could see no request
-# in it, and alarms that treat missing data as OK would pass it. The shift holds a step until each
-# new version has served this many invocations (at most _HOLD_LIMIT real seconds), and says so.
+# A compressed canary step lasts seconds: on a busy machine the declared traffic could bring the new
+# version no request in it, and alarms that treat missing data as OK would pass it. When the
+# environment has traffic at all, the shift holds a step until each new version has served this many
+# invocations (at most _HOLD_LIMIT real seconds), and says so. Without any traffic (production offline)
+# nothing would arrive: the shift does not wait, and its alarms report that they judged without data.
 MIN_STEP_INVOCATIONS = 2
 _HOLD_LIMIT = 30.0
 
@@ -43,9 +49,23 @@ def watch_shift(
     before: dict[tuple[str, str], dict[str, float]],
     new_versions: dict[str, str],
 ) -> Outcome:
-    """Move the aliases along their deployment configurations' steps; stop at the first ALARM."""
+    """Move the aliases along their deployment configurations' steps; stop at the first ALARM.
+
+    The outcome carries, per watched alarm, whether it judged the new versions with data.
+    """
     shift = _Shift(request.log, local, shifting, before, new_versions)
-    return poll(shift.step)
+    outcome = poll(shift.step)
+    evidence = shift.evaluator.evidence(shift.watched, environment=local.name, watched="canary")
+    log_evidence(evidence, request.log)
+    return dataclasses.replace(outcome, alarm_evidence=evidence)
+
+
+def log_evidence(evidence: tuple[AlarmEvidence, ...], log: TextIO) -> None:
+    """One line per alarm: with data, or without (then TreatMissingData alone decided it)."""
+    without = sum(1 for item in evidence if not item.with_data)
+    log.write(f"Alarms judged with data: {len(evidence) - without} of {len(evidence)}\n")
+    for item in evidence:
+        log.write(f"  {item.describe()}\n")
 
 
 class _Shift:
@@ -74,6 +94,7 @@ class _Shift:
             f"watching {len(self.watched)} alarms\n"
         )
         self.started = time.monotonic()
+        self.started_at = time.time()  # wall clock, as the metrics are stamped
         self.clock = ShiftClock(local.time_scale)
         self.applied: dict[DeploymentGroup, float] = {}
 
@@ -111,6 +132,7 @@ class _Shift:
         if (
             advancing
             and clock.held < _HOLD_LIMIT
+            and _has_traffic(self.local, self.shifting, self.started_at)
             and _starved(self.local, self.shifting, self.new_versions, clock)
         ):
             minute = clock.hold()
@@ -155,6 +177,16 @@ class ShiftClock:
             log.write(f"  held the shift {self.held:.1f} s in all until canary traffic arrived\n")
         if self.held >= _HOLD_LIMIT:
             log.write(f"  canary traffic still short after {_HOLD_LIMIT:g} s: shifting on\n")
+
+
+def _has_traffic(local: LocalEnvironment, shifting: list[DeploymentGroup], since: float) -> bool:
+    """Whether any shifting alias served a call since `since`: the environment has traffic to wait for."""
+    for group in shifting:
+        served = {"FunctionName": group.function, "Resource": f"{group.function}:{group.alias}"}
+        key = MetricKey("AWS/Lambda", "Invocations", dimensions(served))
+        if local.metrics.values(key, since, time.time() + 1):
+            return True
+    return False
 
 
 def _starved(

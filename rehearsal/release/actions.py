@@ -8,6 +8,7 @@ returns an `Outcome`; it never raises for a failure a person should read about i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -215,14 +216,14 @@ class ActionExecutors:
             timeout_seconds=project.timeout_minutes * 60,
         )
         # A build after a deploy action may read its environment's alarms (`make bake`).
-        with self.deployer.alarms_published(log=log):
+        with self.deployer.alarms_published(log=log) as evidence:
             result = run_build(spec, build)
         for note in result.notes:  # each note starts with the buildspec key it is about
             context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
         if result.succeeded:
             self._publish(action, attempt, result.exported_variables)
             shutil.rmtree(workspace)  # kept only when the build failed, to look into
-        return Outcome(succeeded=result.succeeded, message=result.message)
+        return Outcome(succeeded=result.succeeded, message=result.message, alarm_evidence=tuple(evidence))
 
     def _build_cloud(self, context: ActionContext) -> Mapping[str, str]:
         """The one account and region a build reaches: after a deploy action of its stage, that
@@ -345,12 +346,14 @@ class ActionExecutors:
         )
         for fact in outcome.not_emulated:
             context.not_emulated.add(what=fact.what, where=f"{environment} {fact.where}", why=fact.why)
+        evidence = outcome.alarm_evidence  # the runner records it under this action
         if not outcome.succeeded:
-            return Outcome.failed(outcome.message, outcome.alarm)
+            failed = Outcome.failed(outcome.message, outcome.alarm)
+            return dataclasses.replace(failed, alarm_evidence=evidence)
         record = EnvironmentRecord(commit=commit, run_id=context.record.run_id, stack=stack, at=timestamp())
         context.state.serve(environment, record)
         self._publish(action, context.attempt, dict(outcome.outputs))
-        return Outcome.passed(outcome.message)
+        return dataclasses.replace(Outcome.passed(outcome.message), alarm_evidence=evidence)
 
     def _approval(self, context: ActionContext) -> Outcome:
         action, attempt, record, log = context.action, context.attempt, context.record, context.log

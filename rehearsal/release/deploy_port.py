@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from rehearsal.alarms.evaluator import AlarmEvidence
 from rehearsal.base.aws import DEFAULT_PLACE, AccountRegion
 from rehearsal.release.fidelity import NotEmulated
 
@@ -50,6 +51,8 @@ class Outcome:
     outputs: Mapping[str, str] = field(default_factory=dict)  # stack outputs: the action's output variables
     # What this deployment only stood in for (a resource type provisioned as a name only, ...).
     not_emulated: tuple[NotEmulated, ...] = ()
+    # Per watched alarm (a canary's deployment alarms, a bake's): did it judge with data or without.
+    alarm_evidence: tuple[AlarmEvidence, ...] = ()
 
     @classmethod
     def passed(cls, message: str, *, outputs: Mapping[str, str] | None = None) -> Outcome:
@@ -96,8 +99,11 @@ class Deployer(Protocol):
         """A stage condition's ROLLBACK: the environment serves again what it served before."""
         ...
 
-    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
-        """While a build runs: the last deployed environment's alarm states, readable in its cloud."""
+    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[list[AlarmEvidence]]:
+        """While a build runs: the last deployed environment's alarm states, readable in its cloud.
+
+        The list it gives is filled on exit: what each published alarm judged with meanwhile.
+        """
         ...
 
     def recover_interrupted(self) -> tuple[RecoveredEnvironment, ...]:

@@ -3,7 +3,8 @@
 A run's folder (`.rehearsal/runs/<id>/`, see base/layout.py for the rest of `.rehearsal/`):
   summary.json                  result (InProgress, Succeeded, Failed, or Interrupted: its runner died),
                                 failed_stage, stages and actions, approvals, environments, notes,
-                                not_emulated ({what, where, why} per fact this run only stood in for)
+                                not_emulated ({what, where, why} per fact this run only stood in for),
+                                alarm_evidence (per alarm a canary or bake watched: judged with data or not)
   logs/<Stage>.<Action>.log     one log per action (a restarted release keeps logs-attempt-N/)
   artifacts/<name>/             the run's artifact store
   reports/<action>/             report files the buildspecs named
@@ -16,10 +17,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from rehearsal.alarms.evaluator import AlarmEvidence
 from rehearsal.base.aws import RELEASE_ENVIRONMENTS
 from rehearsal.base.clock import timestamp
 from rehearsal.base.layout import StateLayout
@@ -110,6 +112,25 @@ class ApprovalEntry:
     via: str  # "APPROVE=auto", "prompt", "make approve", ...
 
 
+class AlarmEvidenceLog:
+    """Per watched alarm, in the order actions reported them: did it judge the new version with data."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[AlarmEvidence] = []
+
+    def add(self, evidence: tuple[AlarmEvidence, ...], *, where: str) -> None:
+        with self._lock:
+            self._items.extend(replace(item, where=where) for item in evidence)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> AlarmEvidenceLog:
+        return self  # shared, not copied, by dataclasses.asdict (as NotEmulatedLog)
+
+    def items(self) -> list[AlarmEvidence]:
+        with self._lock:
+            return list(self._items)
+
+
 @dataclass(kw_only=True)
 class RunSummary:
     """`summary.json`: one release as it goes; every part writes its field here, never a string key."""
@@ -133,10 +154,12 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     environments: dict[str, Any] = field(default_factory=dict)  # ReleaseState.view() at the end
     not_emulated: NotEmulatedLog = field(default_factory=NotEmulatedLog, repr=False)
+    alarm_evidence: AlarmEvidenceLog = field(default_factory=AlarmEvidenceLog, repr=False)
 
     def as_json(self, stages: list[StageResult]) -> dict[str, Any]:
         document = asdict(self)
         document["not_emulated"] = [asdict(fact) for fact in self.not_emulated.facts()]
+        document["alarm_evidence"] = [asdict(item) for item in self.alarm_evidence.items()]
         document["stages"] = [
             {"name": s.name, "state": s.state, "actions": [asdict(a) for a in s.actions]} for s in stages
         ]
@@ -319,8 +342,21 @@ def render_summary(summary: dict[str, Any]) -> str:
     if serving:
         lines.append(f"  serving 100%: {serving}")
     lines += render_not_emulated(summary.get("not_emulated") or [])
+    lines += _render_alarm_evidence(summary.get("alarm_evidence") or [])
     lines.append(f"  record: {summary.get('record', '')}")
     return "\n".join(lines) + "\n"
+
+
+def _render_alarm_evidence(evidence: list[dict[str, Any]]) -> list[str]:
+    """One line per action whose watched alarms judged (some) without data: evidence that was missing."""
+    without: dict[str, list[str]] = {}
+    for item in evidence:
+        if not item.get("with_data"):
+            without.setdefault(str(item.get("where", "")), []).append(str(item.get("alarm", "")))
+    return [
+        f"  judged without data at {where}: {len(alarms)} alarms (summary.json alarm_evidence)"
+        for where, alarms in without.items()
+    ]
 
 
 def _point_latest(runs: Path, run_id: str) -> None:

@@ -417,6 +417,7 @@ class ReleaseRunner:
                 outcome = Outcome.failed(str(error))
             if not outcome.succeeded:
                 log.write(f"\nAction failed: {outcome.message}\n")
+        record.summary.alarm_evidence.add(outcome.alarm_evidence, where=f"{stage}/{name}")
         result.state = SUCCEEDED if outcome.succeeded else FAILED
         result.message = outcome.message
         result.alarm = outcome.alarm

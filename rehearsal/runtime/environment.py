@@ -35,6 +35,7 @@ from rehearsal.runtime.credentials import ExecutionRoles, PollerSqs
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
+from rehearsal.runtime.schedules import Scheduler, declared_schedules
 
 LogSink = Callable[[dict[str, Any]], None]
 # Settings the runtime imposes on every function, and why:
@@ -86,7 +87,34 @@ class LocalEnvironment:
     @property
     def not_emulated(self) -> list[tuple[str, str, str]]:
         """(what, where, why) of each fact of this environment the local runtime does not emulate."""
-        return [*self.functions.not_emulated, *RUNTIME_NOT_EMULATED]
+        _, unscheduled = declared_schedules(self.stack)
+        schedules = [("AWS::Events::Rule schedule", rule.logical_id, rule.why) for rule in unscheduled]
+        return [*self.functions.not_emulated, *RUNTIME_NOT_EMULATED, *schedules, *self._api_stand_ins()]
+
+    def api_urls(self) -> dict[str, str]:
+        """Each REST API's stage URL as AWS names it -> the local gateway that serves it."""
+        suffix = self.stack.resolver.resolve({"Ref": "AWS::URLSuffix"})
+        return {
+            f"https://{self.stack.resolver.refs[api.logical_id]}.execute-api.{self.cloud.region}.{suffix}"
+            f"/{api.stage}": self.gateway.base_url
+            for api in self.stack.rest_apis
+        }
+
+    def _api_stand_ins(self) -> list[tuple[str, str, str]]:
+        """A fact per function whose environment names its own stack's API (it reaches the local gateway)."""
+        facts = []
+        for logical_id in self.stack.functions:
+            try:
+                values = self.stack.function_environment(logical_id).values()
+            except UnresolvedReferenceError:
+                continue
+            if any(value.startswith(url) for value in values for url in self.api_urls()):
+                why = (
+                    "its environment names this stack's API stage URL (https://<api>.execute-api...); the "
+                    "runtime gives the function process the local gateway's http URL instead (no DNS, no TLS)"
+                )
+                facts.append(("execute-api host", logical_id, why))
+        return facts
 
     def credentials(self) -> Credentials:
         return self.gateway.credentials
@@ -108,6 +136,15 @@ class LocalEnvironment:
         self.threads.append(self.sampler)
         self.sampler.start()
         self._sync_event_sources()
+        scheduler = Scheduler(  # EventBridge's scheduled rules: the environment's declared traffic
+            stack=lambda: self.stack,
+            invoke=self.functions.invoke,
+            time_scale=self.time_scale,
+            stopping=self.stopping,
+            log_sink=self.log_sink,
+        )
+        self.threads.append(scheduler)
+        scheduler.start()
 
     def apply_stack(self, stack: Stack) -> None:
         """Serve an updated stack in place, as an update changes a live API and its mappings: the gateway
@@ -341,7 +378,13 @@ def start_environment(
         )
         metrics = MetricStore()
         functions, control = _start_functions(
-            cloud, stack, metrics, sink=sink, max_concurrency=max_concurrency, started=started
+            cloud,
+            stack,
+            metrics,
+            sink=sink,
+            max_concurrency=max_concurrency,
+            started=started,
+            time_scale=time_scale,
         )
         gateway = _start_gateway(cloud, stack, functions, metrics, port=port, sink=sink, started=started)
         local = LocalEnvironment(
@@ -356,6 +399,7 @@ def start_environment(
             log_sink=sink,
             owns_cloud=owns_cloud,
         )
+        functions.url_stand_ins = local.api_urls()
         local.start_event_sources()
         started.pop_all()  # all up: from here `LocalEnvironment.stop()` ends it
     return local
@@ -369,6 +413,7 @@ def _start_functions(
     sink: LogSink,
     max_concurrency: int,
     started: contextlib.ExitStack,
+    time_scale: TimeScale,
 ) -> tuple[LocalFunctions, ControlPlane]:
     """The function runtime and the control plane its hooks call, with every function published."""
     functions = LocalFunctions(
@@ -384,7 +429,10 @@ def _start_functions(
     control = ControlPlane(invoke=functions.invoke, log_sink=sink)
     control.start()
     started.callback(_quietly, control.stop)
-    functions.base_environ = {**cloud.environ(), **control.environ(), **_RUNTIME_ENVIRON}
+    # A pipeline minute's length, as builds get it (`make bake`): code that paces itself in pipeline
+    # time (the staging traffic source) sends offline what it sends on AWS per pipeline minute.
+    minute = {"PIPELINE_MINUTE_SECONDS": str(time_scale.seconds_per_minute)}
+    functions.base_environ = {**cloud.environ(), **control.environ(), **_RUNTIME_ENVIRON, **minute}
     publish_functions(stack, functions)
     return functions, control
 

@@ -105,6 +105,9 @@ class LocalFunctions:
         self.execution_roles = execution_roles
         # What this runtime does not do as Lambda does, as (what, where, why), for the run's record.
         self.not_emulated: list[tuple[str, str, str]] = []
+        # URL prefix -> its local stand-in, in function environments: the stack's own API stage URLs
+        # become the local gateway's (a DNS stand-in; set by `rehearsal.runtime.environment`).
+        self.url_stand_ins: dict[str, str] = {}
 
     # ------------------------------------------------------------ control plane
 
@@ -271,7 +274,7 @@ class LocalFunctions:
         config = version.config
         name = config.name
         environ = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
-        environ.update(config.environment)
+        environ.update({key: self._stand_in(value) for key, value in config.environment.items()})
         environ.update(self.base_environ)
         if self.execution_roles is not None:
             environ = {key: value for key, value in environ.items() if key not in CREDENTIAL_VARIABLES}
@@ -318,6 +321,12 @@ class LocalFunctions:
         if config.role is None:
             raise UserError(f"function {config.name} has no execution role (Role): Lambda requires one")
         return self.execution_roles.session(config.role, config.name).environ()
+
+    def _stand_in(self, value: str) -> str:
+        for prefix, local in self.url_stand_ins.items():
+            if value == prefix or value.startswith(prefix + "/"):
+                return local + value[len(prefix) :]
+        return value
 
     def _on_log(self, record: dict[str, Any]) -> None:
         """Forward a log line; an embedded-metric-format line also becomes metrics, as in CloudWatch."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -20,6 +21,7 @@ from typing import Any, TextIO
 
 import pytest
 
+from rehearsal.alarms.evaluator import AlarmEvidence
 from rehearsal.base.aws import RELEASE_ENVIRONMENTS, AccountRegion
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.layout import StateLayout
@@ -97,8 +99,22 @@ class InMemoryDeployer:
         if request.environment in self.serving:
             self.previous[request.environment] = self.serving[request.environment]
         self.serving[request.environment] = request.commit
-        return Outcome.passed(
+        passed = Outcome.passed(
             "canary complete", outputs={"ApiUrl": f"http://127.0.0.1:1/{request.environment}"}
+        )
+        return dataclasses.replace(passed, alarm_evidence=(self.evidence(request.environment, "canary"),))
+
+    @staticmethod
+    def evidence(environment: str, watched: str) -> AlarmEvidence:
+        """Staging has a traffic source, production none: its alarm judges without data."""
+        with_data = environment == "staging"
+        return AlarmEvidence(
+            alarm=f"orders-{environment}-SubmitOrderErrors",
+            environment=environment,
+            watched=watched,
+            evaluations=10,
+            evaluations_with_data=7 if with_data else 0,
+            with_data=with_data,
         )
 
     def evaluate_alarm_rule(
@@ -122,8 +138,8 @@ class InMemoryDeployer:
             self.serving.pop(environment, None)
         return Outcome.passed(f"{environment} rolled back")
 
-    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    def alarms_published(self, *, log: TextIO) -> AbstractContextManager[list[AlarmEvidence]]:
+        return contextlib.nullcontext([])
 
     def recover_interrupted(self) -> tuple[RecoveredEnvironment, ...]:
         return ()
@@ -240,9 +256,7 @@ class ObservedDeployer(LocalDeployer):
         self.at_start: dict[str, dict[str, dict[str, float]]] = {}
         self.served: dict[str, ServedAtEnd] = {}
 
-    def environment(
-        self, name: str, *, place: AccountRegion | None = None, log: TextIO | None = None
-    ) -> Any:
+    def environment(self, name: str, *, place: AccountRegion | None = None, log: TextIO | None = None) -> Any:
         started = name not in self.running
         running = super().environment(name, place=place, log=log)
         if started and running is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -23,7 +24,7 @@ from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.deploy.release_store import ReleaseStore
 from rehearsal.deploy.shift import serving_version
 from rehearsal.deploy.traffic import traffic_steps, weight_at
-from rehearsal.release.deploy_port import Outcome
+from rehearsal.release.deploy_port import DeployRequest, Outcome
 from tests.rehearsal.deploy_support import Packager, deploy_request
 from tests.rehearsal.permission_faults import STATUS_CANNOT_READ_ORDERS
 
@@ -238,3 +239,51 @@ def test_a_version_whose_role_lost_a_permission_its_code_uses_fails_its_hook_and
     assert f"{denied} to perform: dynamodb:GetItem" in request.log.getvalue()
     assert _routing(local, "orders-staging-GetOrderFunction") == {"1": 1.0}
     assert _routing(local) == {"1": 1.0}
+
+
+def test_a_staging_canary_judges_the_new_versions_with_data_from_the_declared_traffic_source(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    good = ("orders/logic/orders.py", "does not exist", "is unknown")  # a new version that still works
+    request = deploy_request(packager.package(good), "c4", "Canary10Percent5Minutes")
+    outcome = local.deploy(request)
+    assert outcome.succeeded, outcome.message
+    log = request.log.getvalue()  # type: ignore[attr-defined]
+    judged = {item.alarm: item for item in outcome.alarm_evidence}
+    assert {item.watched for item in outcome.alarm_evidence} == {"canary"}
+    assert len(judged) == 12  # every deployment group's alarms, each once
+    # The API functions get the traffic source's calls directly; the worker and the attach function
+    # only through the queue and S3, whose batches a busy machine makes few (they are reported either way).
+    for function in ("SubmitOrder", "GetOrder", "PresignAttachment"):
+        errors = judged[f"orders-staging-{function}ErrorsAlarm"]
+        assert errors.with_data and errors.evaluations_with_data > 0, (errors, log)
+    assert "alarm orders-staging-SubmitOrderErrorsAlarm: judged with data" in log
+    assert f"Alarms judged with data: {sum(item.with_data for item in judged.values())} of 12" in log
+
+
+def test_a_production_canary_says_its_alarms_judged_without_data(
+    deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
+) -> None:
+    local, packager = deployer
+    template = packager.package()
+
+    def production(commit: str) -> DeployRequest:
+        return dataclasses.replace(
+            deploy_request(template, commit, "Canary10Percent5Minutes"),
+            environment="production",
+            stack_name="orders-production",
+            parameters={"Environment": "production", "DeploymentType": "Canary10Percent5Minutes"},
+            log=io.StringIO(),
+        )
+
+    assert local.deploy(production("p1")).succeeded
+    request = production("p2")
+    outcome = local.deploy(request)
+    assert outcome.succeeded, outcome.message
+    assert len(outcome.alarm_evidence) == 12
+    assert [item.alarm for item in outcome.alarm_evidence if item.with_data] == []
+    assert all(item.evaluations > 0 for item in outcome.alarm_evidence)
+    log = request.log.getvalue()  # type: ignore[attr-defined]
+    assert "Alarms judged with data: 0 of 12" in log
+    assert "held the shift" not in log  # nothing to wait for: production has no traffic source offline

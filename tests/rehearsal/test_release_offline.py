@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.credentials import Credentials
 
 from rehearsal.deploy.deployer import LocalDeployer
-from rehearsal.deploy.traffic import TrafficDriver
 from rehearsal.release.runner import ReleaseResult
+from tests.rehearsal.conftest import signed_request
 from tests.rehearsal.release_support import RELEASE_TIME_SCALE, GoodRelease
 
 pytestmark = pytest.mark.timeout(400)
@@ -29,28 +28,31 @@ def _summary(result: ReleaseResult) -> dict[str, Any]:
     return json.loads((result.run_dir / "summary.json").read_text(encoding="utf-8"))
 
 
+def _log(result: ReleaseResult, stage: str, action: str) -> str:
+    summary = _summary(result)
+    for stage_entry in summary.get("stages", []):
+        for entry in stage_entry.get("actions", []):
+            if stage_entry.get("name") == stage and entry.get("action") == action:
+                return Path(entry["log"]).read_text(encoding="utf-8")
+    raise AssertionError(f"no {stage}/{action} in {summary}")
+
+
 def _serving(repo: Path, environment: str) -> tuple[int, str]:
     """Start `environment` from what the deployer kept, and GET an unknown order over HTTP."""
     deployer = LocalDeployer(repo / ".rehearsal", RELEASE_TIME_SCALE)
     try:
         running = deployer.environment(environment)
         assert running is not None
-        local = running.local
-        credentials = local.credentials()
-        client = TrafficDriver(
-            local.base_url, Credentials(credentials.access_key, credentials.secret_key), local.cloud.region
-        )
-        status, body = client.send("GET", f"/orders/{uuid.uuid4()}")
-        created, _ = client.send(
-            "POST",
-            "/orders",
-            {
-                "customerId": "c-1",
-                "currency": "EUR",
-                "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
-            },
-        )
-        return created, json.dumps(body) if status == 404 else f"{status}: {body}"
+        base_url = running.local.base_url
+        missing = signed_request("GET", f"{base_url}/orders/{uuid.uuid4()}")
+        order = {
+            "customerId": "c-1",
+            "currency": "EUR",
+            "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
+        }
+        created = signed_request("POST", f"{base_url}/orders", body=json.dumps(order)).status_code
+        body = missing.text
+        return created, body if missing.status_code == 404 else f"{missing.status_code}: {body}"
     finally:
         deployer.close()
 
@@ -64,3 +66,27 @@ def test_a_good_release_from_a_fresh_state_reaches_production(good_release: Good
     created, not_found = _serving(good_release.repo, "production")
     assert good_release.marker in not_found
     assert created == 202
+
+
+def _judged(result: ReleaseResult, where: str) -> dict[str, bool]:
+    """alarm -> judged with data, for the alarms the action `where` (Stage/Action) watched."""
+    return {
+        item["alarm"]: item["with_data"]
+        for item in _summary(result)["alarm_evidence"]
+        if item["where"] == where
+    }
+
+
+def test_bakes_say_whether_their_alarms_judged_with_data_staging_with_production_without(
+    good_release: GoodRelease,
+) -> None:
+    staging = _judged(good_release.result, "Staging/IntegrationTests")
+    production = _judged(good_release.result, "Production/SmokeTests")
+    # Staging runs its declared traffic source; production has none offline (on AWS, its users): only
+    # its read-only smoke tests call it, so nothing ever submits an order there.
+    assert staging["orders-staging-SubmitOrderErrorsAlarm"] is True, staging
+    assert staging["orders-staging-ProcessOrdersErrorsAlarm"] is True, staging
+    assert production["orders-production-SubmitOrderErrorsAlarm"] is False, production
+    assert production["orders-production-ProcessOrdersErrorsAlarm"] is False, production
+    log = _log(good_release.result, "Production", "SmokeTests")
+    assert "alarm orders-production-SubmitOrderErrorsAlarm: judged WITHOUT data" in log

@@ -63,6 +63,20 @@ def test_a_good_release_reaches_production_and_closes_the_deployer(repo: Path) -
     assert deployer.closed
 
 
+def test_the_summary_says_for_every_alarm_a_canary_watched_whether_it_judged_with_data(repo: Path) -> None:
+    run_release(repo, InMemoryDeployer())
+
+    evidence = summary_of(repo)["alarm_evidence"]
+
+    judged = {(item["where"], item["alarm"], item["watched"]): item["with_data"] for item in evidence}
+    # Each under the deploy action that watched it (the fixture pipeline's change-set Execute actions).
+    assert judged == {
+        ("Staging/Execute", "orders-staging-SubmitOrderErrors", "canary"): True,
+        ("Production/Execute", "orders-production-SubmitOrderErrors", "canary"): False,
+    }
+    assert evidence[0]["evaluations"] == 10 and set(evidence[0]) >= {"environment", "evaluations_with_data"}
+
+
 def test_every_action_runs_in_stage_order_and_leaves_a_log(repo: Path) -> None:
     run_release(repo, InMemoryDeployer())
 
@@ -306,6 +320,8 @@ def test_progress_shows_stage_action_state_and_elapsed_and_ends_with_a_summary_t
     assert "Build           Synth                    Succeeded " in text
     assert "Stage           Action" in text
     assert "serving 100%: production" in text
+    assert "judged without data at Production/Execute: 1 alarms" in text
+    assert "judged without data at Staging/Execute" not in text
 
 
 def test_a_release_waits_for_one_already_running(repo: Path) -> None:

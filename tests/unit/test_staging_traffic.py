@@ -118,3 +118,48 @@ def test_only_https_urls_are_ever_opened() -> None:
 
     with pytest.raises(ValueError, match="only https"):
         _send(urllib.request.Request("file:///etc/passwd"))
+
+
+def test_plain_http_is_refused_anywhere_but_this_machine() -> None:
+    from orders.dal.api_client import _send  # noqa: PLC0415 - the default sender itself
+
+    with pytest.raises(ValueError, match="only https"):
+        _send(urllib.request.Request("http://abc.execute-api.eu-west-1.amazonaws.com/v1/orders"))
+
+
+def test_plain_http_to_loopback_is_sent_as_the_offline_rehearsal_serves_it() -> None:
+    from orders.dal.api_client import _send  # noqa: PLC0415 - the default sender itself
+
+    # Nothing listens on this port: the request is attempted (refused by the OS), not refused by the check.
+    with pytest.raises(OSError):
+        _send(urllib.request.Request("http://127.0.0.1:9/orders"))
+
+
+@pytest.mark.parametrize(("minute", "pause"), [(None, 2.0), ("60", 2.0), ("0.5", 2.0 / 120)])
+def test_rounds_are_paced_in_pipeline_time(
+    monkeypatch: pytest.MonkeyPatch, minute: str | None, pause: float
+) -> None:
+    if minute is None:
+        monkeypatch.delenv("PIPELINE_MINUTE_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("PIPELINE_MINUTE_SECONDS", minute)
+    traffic.pause_seconds.cache_clear()
+    try:
+        assert traffic.pause_seconds() == pytest.approx(pause)
+    finally:
+        traffic.pause_seconds.cache_clear()
+
+
+@pytest.mark.parametrize("minute", ["0", "-1", "soon", "nan"])
+def test_a_pipeline_minute_that_is_not_a_positive_number_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, minute: str
+) -> None:
+    from orders.models.errors import ConfigurationError  # noqa: PLC0415
+
+    monkeypatch.setenv("PIPELINE_MINUTE_SECONDS", minute)
+    traffic.pause_seconds.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="PIPELINE_MINUTE_SECONDS"):
+            traffic.pause_seconds()
+    finally:
+        traffic.pause_seconds.cache_clear()

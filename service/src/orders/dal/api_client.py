@@ -20,11 +20,17 @@ from orders.logic.ports import ApiAnswer
 Send = Callable[[urllib.request.Request], tuple[int, bytes]]
 
 
+# Plain http only to this machine: the offline rehearsal's gateway and local cloud listen on loopback
+# (ADR 0040). Nothing listens there inside Lambda, so on AWS every call is https.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _send(request: urllib.request.Request) -> tuple[int, bytes]:
-    if urllib.parse.urlsplit(request.full_url).scheme != "https":
+    url = urllib.parse.urlsplit(request.full_url)
+    if url.scheme != "https" and not (url.scheme == "http" and url.hostname in _LOOPBACK_HOSTS):
         raise ValueError(f"refusing to send to {request.full_url!r}: only https URLs are called")
     try:
-        # The scheme is checked above: only https, never file:// or custom schemes.
+        # The scheme is checked above: https (or http to loopback), never file:// or custom schemes.
         with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310
             return int(response.status), response.read()
     except urllib.error.HTTPError as error:
