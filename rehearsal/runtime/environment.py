@@ -27,6 +27,7 @@ from rehearsal.cloud.template import (
     load_template,
 )
 from rehearsal.runtime.control_plane import ControlPlane
+from rehearsal.runtime.faults import NO_FAULTS, FaultInjector, FaultPlan, Invoke
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
@@ -51,6 +52,9 @@ RUNTIME_NOT_EMULATED = (
 _RUNTIME_ENVIRON = {
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
 }
+# Lambda starts five concurrent batches per SQS mapping and scales up to its MaximumConcurrency
+# (docs/decisions/0052-platform-faults.md); here it runs that many pollers from the start.
+SQS_STARTING_BATCHES = 5
 
 
 @dataclass
@@ -66,6 +70,7 @@ class LocalEnvironment:
     gateway: Gateway
     time_scale: TimeScale
     log_sink: LogSink
+    faults: FaultInjector
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -93,17 +98,22 @@ class LocalEnvironment:
     def start_event_sources(self) -> None:
         """Start SQS pollers, S3 notification delivery and the queue-depth sampler."""
         region = self.cloud.region
+        invoke = self.faults.invoker(self.functions.invoke, caller="queue")
         for source in self.stack.queue_sources:
-            self.threads.append(
+            pollers = min(source.maximum_concurrency or SQS_STARTING_BATCHES, self.functions.max_concurrency)
+            self.threads.extend(
                 QueuePoller(
                     source,
                     sqs=self.cloud.client("sqs"),
-                    invoke=self.functions.invoke,
+                    invoke=invoke,
                     region=region,
                     stopping=self.stopping,
                     log_sink=self.log_sink,
                     time_scale=self.time_scale,
+                    function_timeout=self._timeout_of(source.function),
+                    index=index,
                 )
+                for index in range(pollers)
             )
         for bucket_source in self.stack.bucket_sources:
             self.threads.append(
@@ -133,13 +143,25 @@ class LocalEnvironment:
         for thread in self.threads:
             thread.start()
 
+    def _timeout_of(self, function: str) -> float:
+        """The Timeout of the function an event source names (by name or ARN), in seconds."""
+        name, _ = self.functions.resolve_target(function)
+        return max((spec.timeout for spec in self.stack.functions.values() if spec.name == name), default=0.0)
+
     def stop(self) -> None:
-        """Stop pollers, gateway, control plane, workers and the local cloud, in that order."""
+        """Stop pollers, gateway, control plane, workers, fault proxy and local cloud, in that order."""
         self.stopping.set()
         for thread in self.threads:
             thread.join(timeout=5)
         self.threads.clear()
-        for step in (self.gateway.stop, self.control.stop, self.functions.close, self.cloud.stop):
+        steps = (
+            self.gateway.stop,
+            self.control.stop,
+            self.functions.close,
+            self.faults.stop,
+            self.cloud.stop,
+        )
+        for step in steps:
             with contextlib.suppress(Exception):
                 step()
 
@@ -196,9 +218,11 @@ def start_environment(
     time_scale: TimeScale = REAL_TIME,
     log_sink: LogSink | None = None,
     max_concurrency: int = 10,
+    faults: FaultPlan = NO_FAULTS,
 ) -> LocalEnvironment:
     """Start the local cloud, provision the template, publish its functions and serve its API and events.
 
+    `faults` is the plan of platform faults to inject (rehearsal/runtime/faults.py); none by default.
     Whatever started is stopped again, in reverse order, if a later step fails.
     """
     sink: LogSink = log_sink or (lambda _record: None)
@@ -223,7 +247,16 @@ def start_environment(
         functions, control = _start_functions(
             cloud, stack, metrics, sink=sink, max_concurrency=max_concurrency, started=started
         )
-        gateway = _start_gateway(cloud, stack, functions, metrics, port=port, sink=sink, started=started)
+        injector = _start_faults(faults, cloud, functions, metrics, started=started)
+        gateway = _start_gateway(
+            cloud,
+            stack,
+            injector.invoker(functions.invoke, caller="api"),
+            metrics,
+            port=port,
+            sink=sink,
+            started=started,
+        )
         local = LocalEnvironment(
             name=environment,
             cloud=cloud,
@@ -234,6 +267,7 @@ def start_environment(
             gateway=gateway,
             time_scale=time_scale,
             log_sink=sink,
+            faults=injector,
         )
         local.start_event_sources()
         started.pop_all()  # all up: from here `LocalEnvironment.stop()` ends it
@@ -267,10 +301,29 @@ def _start_functions(
     return functions, control
 
 
+def _start_faults(
+    plan: FaultPlan,
+    cloud: LocalCloud,
+    functions: LocalFunctions,
+    metrics: MetricStore,
+    *,
+    started: contextlib.ExitStack,
+) -> FaultInjector:
+    """The plan's injector; with API-call faults, the functions reach DynamoDB and SQS through its proxy."""
+    injector = FaultInjector(plan, metrics=metrics)
+    if plan.proxied:
+        endpoint = injector.start_proxy(cloud.endpoint_url)
+        started.callback(_quietly, injector.stop)
+        functions.base_environ.update(
+            {"AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_ENDPOINT_URL_SQS": endpoint}
+        )
+    return injector
+
+
 def _start_gateway(
     cloud: LocalCloud,
     stack: Stack,
-    functions: LocalFunctions,
+    invoke: Invoke,
     metrics: MetricStore,
     *,
     port: int,
@@ -280,7 +333,7 @@ def _start_gateway(
     """The local API Gateway for the stack's REST APIs, on `port` (0: any free one)."""
     gateway = Gateway(
         apis=stack.rest_apis,
-        invoke=functions.invoke,
+        invoke=invoke,
         credentials=Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, cloud.region),
         metrics=metrics,
         port=port,
