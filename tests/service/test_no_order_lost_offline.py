@@ -50,10 +50,6 @@ PLAN = FaultPlan(
 # Measured: a few hundred orders settle in ~30 s; a crash's batch waits the worker's 30 s timeout.
 DEADLINE_SECONDS = max(120.0, ORDERS / 4)
 SUBMIT_ATTEMPTS = 8
-# moto's TransactWriteItems deep-copies every table it touches (its rollback), so a keyed submit
-# costs the local cloud time and memory in proportion to the tables: at thousands of orders keyed
-# submits dominate the run. Above 1,000 orders, one in ten carries a key (ADR 0052).
-KEYED_EVERY = 1 if ORDERS <= 1000 else 10
 SCHEDULED_EVENT = Path(__file__).resolve().parents[2] / "service/src/orders/canary_events/sweeper.json"
 DLQ_ALARM = "OrdersDeadLetterQueueDepthAlarm"
 
@@ -108,13 +104,8 @@ def _order(number: int) -> dict[str, Any]:
 
 
 def _submit(service: Service, number: int) -> tuple[str, int]:
-    """POST one order, retrying a 429 or 5xx (with its Idempotency-Key if it has one); (order id, attempts).
-
-    Without a key a retry is safe only if no 5xx follows a stored order: "created twice" checks that.
-    """
-    headers = {"Content-Type": "application/json"}
-    if number % KEYED_EVERY == 0:
-        headers["Idempotency-Key"] = f"soak-{PLAN.seed}-{number}"
+    """POST one order, retrying a 429 or 5xx with its Idempotency-Key; (order id, attempts)."""
+    headers = {"Content-Type": "application/json", "Idempotency-Key": f"soak-{PLAN.seed}-{number}"}
     body = json.dumps(_order(number))
     for attempt in range(1, SUBMIT_ATTEMPTS + 1):
         response = service.request("POST", "/orders", body=body, headers=headers)
