@@ -179,9 +179,13 @@ class FaultInjector:
 
     def _throttled(self, target: str, caller: str) -> InvocationResult:
         """Lambda's answer to a throttled Invoke; its Throttles metric, as Lambda publishes it."""
-        name = target.split(":")[6] if target.startswith("arn:") else target.split(":", maxsplit=1)[0]
+        parts = target.split(":")
+        name, qualifier = (parts[6], parts[7:]) if target.startswith("arn:") else (parts[0], parts[1:])
         self._count("throttled_batches" if caller == "queue" else "throttled_requests")
-        for dims in ({}, {"FunctionName": name}):
+        sets: list[dict[str, str]] = [{}, {"FunctionName": name}]
+        if qualifier:
+            sets.append({"FunctionName": name, "Resource": f"{name}:{qualifier[0]}"})
+        for dims in sets:
             self.metrics.put("AWS/Lambda", "Throttles", dims, 1, unit="Count", timestamp=time.time())
         return InvocationResult(
             function_name=name,

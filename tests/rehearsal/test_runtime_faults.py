@@ -78,8 +78,9 @@ def test_a_throttled_invocation_runs_no_code_and_counts_as_a_lambda_throttle(
         "errorType": "TooManyRequestsException",
         "errorMessage": "Rate Exceeded.",
     }
-    throttles = MetricKey("AWS/Lambda", "Throttles", dimensions({"FunctionName": "slow"}))
-    assert functions.metrics.values(throttles, 0, 2e10) == [1.0]
+    for dims in ({"FunctionName": "slow"}, {"FunctionName": "slow", "Resource": "slow:live"}):
+        throttles = MetricKey("AWS/Lambda", "Throttles", dimensions(dims))
+        assert functions.metrics.values(throttles, 0, 2e10) == [1.0]
     assert injector.counts.throttled_requests == 1
 
 
