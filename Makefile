@@ -102,7 +102,7 @@ check-tests: install ## Unit and infra tests with the coverage gate (part of mak
 	  --cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml -m "not another_team" tests/unit tests/infra
 
 .PHONY: soak
-soak: install ## No order lost under faults, measured offline: SOAK_ORDERS (default 10000) orders, prints the counts
+soak: install ## No order lost under platform faults, offline: SOAK_ORDERS (default 10000), SOAK_SEED; prints the counts
 	SOAK_ORDERS=$${SOAK_ORDERS:-10000} pytest -p no:cacheprovider --no-cov --timeout 3600 -s tests/service/test_no_order_lost_offline.py
 
 .PHONY: test-unit

@@ -43,6 +43,7 @@ class QueueSource:
     batching_window: float
     report_batch_item_failures: bool
     visibility_timeout: float
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
 
 
 @dataclass(frozen=True)

@@ -481,6 +481,7 @@ class ResourceCreators:
                 report_batch_item_failures="ReportBatchItemFailures"
                 in props.get("FunctionResponseTypes", []),
                 visibility_timeout=float(visibility["Attributes"]["VisibilityTimeout"]),
+                maximum_concurrency=props.get("ScalingConfig", {}).get("MaximumConcurrency"),
             )
         )
         return logical_id

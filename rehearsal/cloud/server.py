@@ -242,6 +242,9 @@ def serve() -> None:  # pragma: no cover - runs in the server child, started wit
     """Child side: run moto on port 0, print the port, serve until stdin closes or SIGTERM."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only the server child needs moto
 
+    from rehearsal.cloud import moto_fixes  # noqa: PLC0415 - it imports moto too
+
+    moto_fixes.apply()
     enforcement.install(os.environ.get(_ACCOUNT_VARIABLE, ACCOUNT_ID))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

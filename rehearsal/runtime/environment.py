@@ -32,6 +32,7 @@ from rehearsal.cloud.template import (
 )
 from rehearsal.runtime.control_plane import ControlPlane
 from rehearsal.runtime.credentials import ExecutionRoles, PollerSqs
+from rehearsal.runtime.faults import NO_FAULTS, FaultInjector, FaultPlan, Invoke
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
 from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
@@ -51,6 +52,9 @@ RUNTIME_NOT_EMULATED = (
 _RUNTIME_ENVIRON = {
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
 }
+# Lambda starts five concurrent batches per SQS mapping and scales up to its MaximumConcurrency
+# (docs/decisions/0052-platform-faults.md); here it runs that many pollers from the start.
+SQS_STARTING_BATCHES = 5
 
 
 @dataclass
@@ -66,12 +70,13 @@ class LocalEnvironment:
     gateway: Gateway
     time_scale: TimeScale
     log_sink: LogSink
+    faults: FaultInjector
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     # False when the caller gave the cloud: environments of one account and region share it (ADR 0049).
     owns_cloud: bool = True
     # Each event source's poller and the event that stops it alone (an update may remove the source).
-    sources: dict[QueueSource | BucketSource, tuple[threading.Thread, threading.Event]] = field(
+    sources: dict[QueueSource | BucketSource, tuple[list[threading.Thread], threading.Event]] = field(
         default_factory=dict
     )
     sampler: QueueMetricsSampler | None = None
@@ -167,28 +172,37 @@ class LocalEnvironment:
         """One poller per event source the stack describes: an unchanged source keeps its poller."""
         wanted: list[QueueSource | BucketSource] = [*self.stack.queue_sources, *self.stack.bucket_sources]
         for source in [s for s in self.sources if s not in wanted]:
-            thread, stop = self.sources.pop(source)
+            threads, stop = self.sources.pop(source)
             stop.set()
-            thread.join(timeout=5)
+            for thread in threads:
+                thread.join(timeout=5)
         for source in wanted:
             if source not in self.sources:
                 stop = threading.Event()
-                thread = self._poller(source, stop)
-                self.sources[source] = (thread, stop)
-                thread.start()
+                threads = self._pollers(source, stop)
+                self.sources[source] = (threads, stop)
+                for thread in threads:
+                    thread.start()
 
-    def _poller(self, source: QueueSource | BucketSource, stop: threading.Event) -> threading.Thread:
+    def _pollers(self, source: QueueSource | BucketSource, stop: threading.Event) -> list[threading.Thread]:
+        """A queue's pollers, as many as its MaximumConcurrency (ADR 0052); a bucket's one delivery."""
         if isinstance(source, QueueSource):
-            return QueuePoller(
-                source,
-                sqs=self._poller_sqs(source.function),
-                invoke=self.functions.invoke,
-                region=self.cloud.region,
-                stopping=stop,
-                log_sink=self.log_sink,
-                time_scale=self.time_scale,
-            )
-        return BucketEventDelivery(
+            count = min(source.maximum_concurrency or SQS_STARTING_BATCHES, self.functions.max_concurrency)
+            return [
+                QueuePoller(
+                    source,
+                    sqs=self._poller_sqs(source.function),
+                    invoke=self.faults.invoker(self.functions.invoke, caller="queue"),
+                    region=self.cloud.region,
+                    stopping=stop,
+                    log_sink=self.log_sink,
+                    time_scale=self.time_scale,
+                    function_timeout=self._timeout_of(source.function),
+                    index=index,
+                )
+                for index in range(count)
+            ]
+        delivery = BucketEventDelivery(
             source,
             sqs=self.cloud.client("sqs"),
             invoke=self.functions.invoke,
@@ -196,6 +210,7 @@ class LocalEnvironment:
             log_sink=self.log_sink,
             time_scale=self.time_scale,
         )
+        return [delivery]
 
     def _poller_sqs(self, function: str) -> Any:
         """The SQS client an event source mapping of `function` polls with: its role's session."""
@@ -210,16 +225,25 @@ class LocalEnvironment:
         )
         return PollerSqs(role_client=role_client, own_client=self.cloud.client("sqs"))
 
+    def _timeout_of(self, function: str) -> float:
+        """The Timeout of the function an event source names (by name or ARN), in seconds."""
+        name, _ = self.functions.resolve_target(function)
+        return max((spec.timeout for spec in self.stack.functions.values() if spec.name == name), default=0.0)
+
     def stop(self) -> None:
-        """Stop pollers, gateway, control plane, workers and the local cloud (if its own), in that order."""
+        """Stop pollers, gateway, control plane, workers, fault proxy and the local cloud (if its own),
+        in that order."""
         self.stopping.set()
         for _, stop in self.sources.values():
             stop.set()
-        for thread in [*self.threads, *(thread for thread, _ in self.sources.values())]:
+        for thread in [
+            *self.threads,
+            *(thread for threads, _ in self.sources.values() for thread in threads),
+        ]:
             thread.join(timeout=5)
         self.threads.clear()
         self.sources.clear()
-        steps = [self.gateway.stop, self.control.stop, self.functions.close]
+        steps = [self.gateway.stop, self.control.stop, self.functions.close, self.faults.stop]
         for step in (*steps, self.cloud.stop) if self.owns_cloud else steps:
             with contextlib.suppress(Exception):
                 step()
@@ -350,11 +374,14 @@ def start_environment(
     max_concurrency: int = 10,
     cloud: LocalCloud | None = None,
     place: AccountRegion = DEFAULT_PLACE,
+    faults: FaultPlan = NO_FAULTS,
 ) -> LocalEnvironment:
     """Start the local cloud, provision the template, publish its functions and serve its API and events.
 
     `cloud` is a running cloud to provision into (its account and region; the caller stops it), else
-    a new one answers as `place`. Whatever started is stopped again, in reverse order, if a step fails.
+    a new one answers as `place`. `faults` is the plan of platform faults to inject
+    (rehearsal/runtime/faults.py); none by default. Whatever started is stopped again, in reverse
+    order, if a step fails.
     """
     sink: LogSink = log_sink or (lambda _record: None)
     document = load_template(template_path)  # a broken template fails before any process starts
@@ -386,7 +413,17 @@ def start_environment(
             started=started,
             time_scale=time_scale,
         )
-        gateway = _start_gateway(cloud, stack, functions, metrics, port=port, sink=sink, started=started)
+        injector = _start_faults(faults, cloud, functions, metrics, started=started)
+        gateway = _start_gateway(
+            cloud,
+            stack,
+            injector.invoker(functions.invoke, caller="api"),
+            metrics,
+            port=port,
+            sink=sink,
+            started=started,
+            session_secrets=_session_secrets(functions),
+        )
         local = LocalEnvironment(
             name=environment,
             cloud=cloud,
@@ -398,6 +435,7 @@ def start_environment(
             time_scale=time_scale,
             log_sink=sink,
             owns_cloud=owns_cloud,
+            faults=injector,
         )
         functions.url_stand_ins = local.api_urls()
         local.start_event_sources()
@@ -437,26 +475,46 @@ def _start_functions(
     return functions, control
 
 
+def _start_faults(
+    plan: FaultPlan,
+    cloud: LocalCloud,
+    functions: LocalFunctions,
+    metrics: MetricStore,
+    *,
+    started: contextlib.ExitStack,
+) -> FaultInjector:
+    """The plan's injector; with API-call faults, the functions reach DynamoDB and SQS through its proxy."""
+    injector = FaultInjector(plan, metrics=metrics)
+    if plan.proxied:
+        endpoint = injector.start_proxy(cloud.endpoint_url)
+        started.callback(_quietly, injector.stop)
+        functions.base_environ.update(
+            {"AWS_ENDPOINT_URL_DYNAMODB": endpoint, "AWS_ENDPOINT_URL_SQS": endpoint}
+        )
+    return injector
+
+
 def _start_gateway(
     cloud: LocalCloud,
     stack: Stack,
-    functions: LocalFunctions,
+    invoke: Invoke,
     metrics: MetricStore,
     *,
     port: int,
     sink: LogSink,
     started: contextlib.ExitStack,
+    session_secrets: Callable[[str], str | None],
 ) -> Gateway:
     """The local API Gateway for the stack's REST APIs, on `port` (0: any free one)."""
     gateway = Gateway(
         apis=stack.rest_apis,
-        invoke=functions.invoke,
+        invoke=invoke,
         credentials=Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY, cloud.region),
         metrics=metrics,
         port=port,
         account_id=cloud.account_id,
         log_sink=sink,
-        session_secrets=_session_secrets(functions),
+        session_secrets=session_secrets,
     )
     gateway.start()
     started.callback(_quietly, gateway.stop)

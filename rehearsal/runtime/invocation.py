@@ -7,6 +7,7 @@ them; this module knows the pipe protocol of `worker.py` and Lambda's embedded-m
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import select
@@ -25,6 +26,11 @@ from rehearsal.runtime.sandbox import Sandbox
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 
 LogSink = Callable[[dict[str, Any]], None]
+# Set by a fault plan (rehearsal.runtime.faults) around one invocation: SIGKILL the worker this many
+# seconds after its request is sent, as the platform may kill an execution environment mid-invoke.
+KILL_DURING_CALL: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "kill_during_call", default=None
+)
 
 
 @dataclass
@@ -128,11 +134,22 @@ class Worker:
 
     def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any] | None:
         os.write(self._requests, json.dumps(request).encode() + b"\n")
-        return self._read_message(deadline)
+        kill_after = KILL_DURING_CALL.get()
+        if kill_after is None:
+            return self._read_message(deadline)
+        killer = threading.Timer(kill_after, self._sigkill)
+        killer.start()
+        try:
+            return self._read_message(deadline)
+        finally:
+            killer.cancel()
 
-    def kill(self) -> None:
+    def _sigkill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        self._sigkill()
         self.close()
 
     def close_pipes(self) -> None:

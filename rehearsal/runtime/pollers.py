@@ -4,7 +4,11 @@ Like Lambda's SQS poller, a `QueuePoller` gathers up to `BatchSize` messages wit
 window, invokes the function once per batch, deletes what succeeded and leaves the failed
 messages in the queue. Lambda lets those become visible again when the queue's visibility timeout
 expires; here their visibility is set to the queue's timeout times `time_scale`, so the same
-code path runs in compressed time. Redrive to the dead-letter queue after `maxReceiveCount` is
+code path runs in compressed time, except after an invocation that did not finish (its process
+died or timed out): its messages stay hidden at least the function's timeout in real seconds,
+since the function runs in real time and Lambda requires visibility >= timeout (ADR 0052).
+Several pollers share one source, as Lambda runs concurrent batches per mapping.
+Redrive to the dead-letter queue after `maxReceiveCount` is
 the local cloud's own (moto moves the message on receive). S3 events reach a function through an
 internal queue that the bucket notifies (moto delivers S3 notifications to SQS), like Lambda's
 asynchronous invocation: a failed event is retried twice, then dropped with a log line.
@@ -90,8 +94,16 @@ class _Loop(threading.Thread):
         raise NotImplementedError
 
 
+_UNFINISHED = ("Runtime.ExitError", "Sandbox.Timedout")
+
+
+def unfinished(result: InvocationResult) -> bool:
+    """Whether the invocation ended without its handler returning (process died, or timed out)."""
+    return (result.error or {}).get("errorType") in _UNFINISHED
+
+
 class QueuePoller(_Loop):
-    """Polls one SQS queue for one function, as an event source mapping does."""
+    """Polls one SQS queue for one function, as one of an event source mapping's pollers does."""
 
     def __init__(
         self,
@@ -103,8 +115,11 @@ class QueuePoller(_Loop):
         stopping: threading.Event,
         log_sink: LogSink,
         time_scale: TimeScale = REAL_TIME,
+        function_timeout: float = 0.0,
+        index: int = 0,
     ) -> None:
-        super().__init__(f"poller-{source.logical_id}", stopping)
+        super().__init__(f"poller-{source.logical_id}-{index}", stopping)
+        self.function_timeout = function_timeout
         self.source = source
         self.sqs = sqs
         self.invoke = invoke
@@ -156,7 +171,10 @@ class QueuePoller(_Loop):
                 for index, message in enumerate(done[start : start + 10])
             ]
             self.sqs.delete_message_batch(QueueUrl=self.source.queue_url, Entries=entries)
-        visibility = round(self.time_scale.real_seconds(self.source.visibility_timeout))
+        visibility = self.time_scale.real_seconds(self.source.visibility_timeout)
+        if unfinished(result):
+            visibility = max(visibility, self.function_timeout)
+        visibility = round(visibility)
         for start in range(0, len(retry), 10):
             entries = [
                 {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": visibility}

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from orders.handlers import attach, status, submit, worker
+from orders.handlers import attach, presign, status, submit, sweeper, worker
 from orders.models.message import encode_order_message
 from orders.models.order import Order, OrderItem, OrderRequest, OrderStatus
-from tests.unit.fakes import FakeQueue, FakeRepository
+from tests.unit.fakes import FakeQueue, FakeRepository, FakeStorage
 
 EVENTS = Path(__file__).parent / "events"
 ORDER_ID = "22222222-2222-4222-8222-222222222222"
@@ -122,3 +122,32 @@ def test_the_generated_sqs_message_carrying_an_order_is_decided(
     body = encode_order_message(order_id=ORDER_ID, request=stored.orders[ORDER_ID].request)
     assert worker.handler(_sqs(body), lambda_context) == {"batchItemFailures": []}
     assert stored.orders[ORDER_ID].status is OrderStatus.ACCEPTED
+
+
+def test_the_generated_attachment_post_with_a_base64_body_gets_a_presigned_form(
+    stored: FakeRepository, storage: FakeStorage, lambda_context: Any
+) -> None:
+    event = _event("apigateway-post-attachments")
+    assert event["isBase64Encoded"] and "Content-Type" not in event["headers"]
+    # SAM's template is a {proxy+} route; for /orders/{orderId}/attachments API Gateway names the parameter.
+    event["pathParameters"] = {"orderId": ORDER_ID}
+    response = presign.handler(event, lambda_context)
+    assert response["statusCode"] == 201, response
+    (call,) = storage.calls
+    assert (
+        call["key"].startswith(f"orders/{ORDER_ID}/attachments/")
+        and call["content_type"] == "application/pdf"
+    )
+
+
+def test_the_generated_scheduled_event_runs_a_sweep_that_sends_an_unsent_order(
+    repository: FakeRepository, queue: FakeQueue, lambda_context: Any
+) -> None:
+    request = OrderRequest(
+        customer_id="c", items=(OrderItem(sku="SKU-1", quantity=1, unit_price=Decimal(1)),), currency="EUR"
+    )
+    repository.orders[ORDER_ID] = Order(
+        order_id=ORDER_ID, request=request, status=OrderStatus.PENDING, created_at="2000-01-01T00:00:00Z"
+    )
+    assert sweeper.handler(_event("cloudwatch-scheduled-event"), lambda_context) == {"resent": 1, "failed": 0}
+    assert [order_id for order_id, _ in queue.sent] == [ORDER_ID]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orders.logic.ports import OrderQueue, OrderRepository
-from orders.logic.submit import send_order
+from orders.logic.submit import clear_outbox_mark, send_order
 
 # Longer than a submit invocation can run (its Timeout is 10 s), so the sweeper does not race a
 # send that is about to succeed. A race would only send a duplicate, which the worker absorbs.
@@ -39,6 +39,6 @@ def resend_unsent_orders(
         except Exception:  # one failed send must not stop the sweep; the order stays marked
             failed += 1
             continue
-        repository.mark_enqueued(order_id=order.order_id)
+        clear_outbox_mark(order_id=order.order_id, repository=repository)
         resent += 1
     return SweepResult(resent=resent, failed=failed)

@@ -14,6 +14,7 @@ A different body under the same key is a 409 that names no order. Keys are per c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -110,8 +111,19 @@ def _enqueue(*, order: Order, repository: OrderRepository, queue: OrderQueue) ->
         send_order(order=order, queue=queue)
     except Exception:  # the outbox owns the retry: the order is stored and marked unsent
         return False
-    repository.mark_enqueued(order_id=order.order_id)
+    clear_outbox_mark(order_id=order.order_id, repository=repository)
     return True
+
+
+def clear_outbox_mark(*, order_id: str, repository: OrderRepository) -> None:
+    """Clear the mark of an order whose message was sent; a failure here changes nothing that matters.
+
+    The message is on its way, so the request succeeded: a mark left set (the write failed after
+    the SDK's retries) only makes the sweeper send the message again, which the worker absorbs.
+    Failing the request instead would make a client without an Idempotency-Key create a second order.
+    """
+    with contextlib.suppress(Exception):
+        repository.mark_enqueued(order_id=order_id)
 
 
 def send_order(*, order: Order, queue: OrderQueue) -> None:

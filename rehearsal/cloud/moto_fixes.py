@@ -1,0 +1,102 @@
+"""Fixes to moto inside the local cloud's server process, each for a cost AWS does not have.
+
+DynamoDB TransactWriteItems: moto 5.2 deep-copies every table a transaction names before writing,
+to roll back a cancelled transaction, so each transaction costs time and memory in proportion to
+the whole tables (300 single-item transactions grew the server by 89 MB; ADR 0052). Here the
+rollback keeps a copy of only the items the transaction names and puts them back when it is
+cancelled: the same all-or-nothing outcome, at a cost independent of the tables' size. (A
+cancelled transaction's writes may leave records in a table's stream, which moto's copy undid.)
+This runs in the server child, which coverage does not follow; tests/rehearsal/test_moto_fixes.py
+checks it through the server.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+Saved = list[tuple[Any, Any, Any, Any]]  # (table, hash key, range key, the item before, or None)
+
+
+class _TablesByReference:  # pragma: no cover - server child
+    """The `copy` module as moto's dynamodb models see it, except that a Table is not deep-copied."""
+
+    def __init__(self, table_type: type) -> None:
+        self._table_type = table_type
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, self._table_type) else copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def apply() -> None:  # pragma: no cover - server child
+    """Patch moto's DynamoDB backend in this process (the server child calls it once, at start)."""
+    from moto.dynamodb import models  # noqa: PLC0415 - only the server child has moto loaded
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    setattr(models, "copy", _TablesByReference(Table))  # noqa: B010 - the module's own name `copy`
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = _save_items(self, transact_items)
+        try:
+            original(self, transact_items)
+        except Exception:
+            _restore_items(saved)
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _save_items(
+    backend: Any, transact_items: list[dict[str, Any]]
+) -> Saved:  # pragma: no cover - server child
+    """A deep copy of each item the transaction names (None where there is none yet)."""
+    saved: Saved = []
+    for entry in transact_items:
+        for operation, request in entry.items():
+            table = backend.tables.get(request.get("TableName"))
+            if table is None:
+                continue  # moto refuses the transaction itself
+            keys = _keys(backend, table, operation, request)
+            if keys is not None:  # else malformed: moto refuses the transaction before writing
+                item = table.get_item(*keys)
+                saved.append((table, *keys, copy.deepcopy(item)))
+    return saved
+
+
+def _keys(
+    backend: Any, table: Any, operation: str, request: dict[str, Any]
+) -> tuple[Any, Any] | None:  # pragma: no cover - server child
+    """(hash key, range key) of the item an operation names, as moto reads them; None if malformed."""
+    try:
+        key = request["Key"] if operation != "Put" else _key_of(table, request["Item"])
+        keys: tuple[Any, Any] = backend.get_keys_value(table, key)
+    except Exception:  # moto's own validation answers a malformed key
+        return None
+    return keys
+
+
+def _key_of(table: Any, item: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - server child
+    key = {table.hash_key_attr: item[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = item[table.range_key_attr]
+    return key
+
+
+def _restore_items(
+    saved: Saved,
+) -> None:  # pragma: no cover - server child
+    """Put every saved item back as it was, in reverse order; remove those that did not exist."""
+    for table, hash_key, range_key, item in reversed(saved):
+        if range_key is not None:
+            if item is None:
+                table.items.get(hash_key, {}).pop(range_key, None)
+            else:
+                table.items.setdefault(hash_key, {})[range_key] = item
+        elif item is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = item
