@@ -29,6 +29,7 @@ from rehearsal.deploy.deployer import LocalDeployer
 from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.release.deploy_port import RecoveredEnvironment
 from rehearsal.release.recovery import describe_recovery, recover_interrupted_release
+from tests.rehearsal.permission_faults import STATUS_CANNOT_READ_ORDERS
 from tests.rehearsal.release_support import (
     HOOK,
     Edit,
@@ -128,12 +129,15 @@ FAULTS = (
         edits=(_imports(STATUS, "hypothesis"),),
         stopped_by=HOOK,
     ),
-    # A REMOVED IAM PERMISSION: the lead adds this entry when the iam branch makes the functions call
-    # the local cloud with their execution roles' credentials (issue 11), e.g. the worker's
-    # `DynamoDBCrudPolicy` on OrdersTable removed from template.yaml, stopped by
-    # ProcessOrdersRecordFailuresAlarm.
-    # Fault(name="a removed IAM permission", edits=(Edit(path=TEMPLATE, old=..., new=...),),
-    #       stopped_by="ProcessOrdersRecordFailuresAlarm"),
+    Fault(
+        # The status function's role loses dynamodb:GetItem; its code still reads: the local cloud
+        # denies it as IAM would (ADR 0043), the hook's "unknown order is 404" check gets a 500.
+        name="a removed IAM permission",
+        edits=(
+            Edit(path=TEMPLATE, old=STATUS_CANNOT_READ_ORDERS.before, new=STATUS_CANNOT_READ_ORDERS.after),
+        ),
+        stopped_by=HOOK,
+    ),
 )
 BY_ALARM = [fault for fault in FAULTS if fault.stopped_by != HOOK]
 BY_HOOK = [fault for fault in FAULTS if fault.stopped_by == HOOK]
