@@ -49,13 +49,14 @@ def signed_request(
     body: str | None = None,
     secret: str = "test",
     headers: dict[str, str] | None = None,
+    region: str = "us-east-1",
 ) -> requests.Response:
     """A request signed like the AWS SDKs sign API Gateway calls (service execute-api)."""
     all_headers = (
         {"Content-Type": "application/json", **(headers or {})} if body is not None else dict(headers or {})
     )
     request = AWSRequest(method=method, url=url, data=body, headers=all_headers)
-    SigV4Auth(Credentials("test", secret), "execute-api", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials("test", secret), "execute-api", region).add_auth(request)
     return requests.request(method, url, data=body, headers=dict(request.headers.items()), timeout=10)
 
 

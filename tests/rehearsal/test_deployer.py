@@ -29,6 +29,9 @@ from tests.rehearsal.deploy_support import Packager, deploy_request
 from tests.rehearsal.permission_faults import STATUS_CANNOT_READ_ORDERS
 
 TIME_SCALE = TimeScale(seconds_per_minute=0.2)
+# The distinct alarms of service/template.yaml's deployment preferences: 12, and the three API
+# functions' per-version p99 latency alarms (ADR 0056).
+DEPLOYMENT_ALARMS = 15
 
 # ---------------------------------------------------------------- pure parts
 
@@ -227,7 +230,10 @@ def test_a_version_whose_role_lost_a_permission_its_code_uses_fails_its_hook_and
     local, packager = deployer
     # The status function keeps its code but its role no longer allows dynamodb:GetItem: on AWS
     # its read is denied, the hook's "unknown order is 404" check gets a 500 (ADR 0043).
-    template = packager.package(removed=STATUS_CANNOT_READ_ORDERS)
+    # With a code change, as a removed policy alone publishes no new version (only the role changes).
+    template = packager.package(
+        ("orders/logic/orders.py", "does not exist", "is not known"), removed=STATUS_CANNOT_READ_ORDERS
+    )
     request = deploy_request(template, "c-no-read", "Canary10Percent5Minutes")
     hooked = local.deploy(request)
     assert not hooked.succeeded
@@ -252,23 +258,26 @@ def test_a_staging_canary_judges_the_new_versions_with_data_from_the_declared_tr
     log = request.log.getvalue()  # type: ignore[attr-defined]
     judged = {item.alarm: item for item in outcome.alarm_evidence}
     assert {item.watched for item in outcome.alarm_evidence} == {"canary"}
-    assert len(judged) == 12  # every deployment group's alarms, each once
+    assert len(judged) == DEPLOYMENT_ALARMS  # every deployment group's alarms, each once
     # The API functions get the traffic source's calls directly; the worker and the attach function
     # only through the queue and S3, whose batches a busy machine makes few (they are reported either way).
     for function in ("SubmitOrder", "GetOrder", "PresignAttachment"):
         errors = judged[f"orders-staging-{function}ErrorsAlarm"]
         assert errors.with_data and errors.evaluations_with_data > 0, (errors, log)
     assert "alarm orders-staging-SubmitOrderErrorsAlarm: judged with data" in log
-    assert f"Alarms judged with data: {sum(item.with_data for item in judged.values())} of 12" in log
+    with_data = sum(item.with_data for item in judged.values())
+    assert f"Alarms judged with data: {with_data} of {DEPLOYMENT_ALARMS}" in log
 
 
 def test_a_production_canary_says_its_alarms_judged_without_data(
     deployer: tuple[LocalDeployer, Packager], first_deploy: Outcome
 ) -> None:
     local, packager = deployer
-    template = packager.package()
+    first = packager.package()
+    # A code change: an identical package would be an empty change set, deploying nothing.
+    second = packager.package(("orders/logic/orders.py", "does not exist", "is not known"))
 
-    def production(commit: str) -> DeployRequest:
+    def production(template: Path, commit: str) -> DeployRequest:
         return dataclasses.replace(
             deploy_request(template, commit, "Canary10Percent5Minutes"),
             environment="production",
@@ -277,13 +286,13 @@ def test_a_production_canary_says_its_alarms_judged_without_data(
             log=io.StringIO(),
         )
 
-    assert local.deploy(production("p1")).succeeded
-    request = production("p2")
+    assert local.deploy(production(first, "p1")).succeeded
+    request = production(second, "p2")
     outcome = local.deploy(request)
     assert outcome.succeeded, outcome.message
-    assert len(outcome.alarm_evidence) == 12
+    assert len(outcome.alarm_evidence) == DEPLOYMENT_ALARMS
     assert [item.alarm for item in outcome.alarm_evidence if item.with_data] == []
     assert all(item.evaluations > 0 for item in outcome.alarm_evidence)
     log = request.log.getvalue()  # type: ignore[attr-defined]
-    assert "Alarms judged with data: 0 of 12" in log
+    assert f"Alarms judged with data: 0 of {DEPLOYMENT_ALARMS}" in log
     assert "held the shift" not in log  # nothing to wait for: production has no traffic source offline

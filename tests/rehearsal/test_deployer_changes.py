@@ -237,10 +237,10 @@ def _orders_source_batch_sizes(local: LocalDeployer) -> list[int]:
     sources = _staging(local).sources
     return [
         source.batch_size
-        for source, (thread, _) in sources.items()
+        for source, (threads, _) in sources.items()
         if isinstance(source, QueueSource)
         and source.logical_id.startswith("ProcessOrdersFunction")
-        and thread.is_alive()
+        and all(thread.is_alive() for thread in threads)
     ]
 
 

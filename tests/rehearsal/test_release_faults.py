@@ -130,10 +130,12 @@ FAULTS = (
         stopped_by=HOOK,
     ),
     Fault(
-        # The status function's role loses dynamodb:GetItem; its code still reads: the local cloud
-        # denies it as IAM would (ADR 0043), the hook's "unknown order is 404" check gets a 500.
+        # A change to the status code whose role loses dynamodb:GetItem in the same commit: the local
+        # cloud denies the read as IAM would (ADR 0043), the hook's "unknown order is 404" check of the
+        # new version gets a 500. (A policy change alone publishes no version: no hook runs.)
         name="a removed IAM permission",
         edits=(
+            _imports(STATUS, "os"),
             Edit(path=TEMPLATE, old=STATUS_CANNOT_READ_ORDERS.before, new=STATUS_CANNOT_READ_ORDERS.after),
         ),
         stopped_by=HOOK,

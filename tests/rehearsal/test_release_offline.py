@@ -44,13 +44,15 @@ def _serving(repo: Path, environment: str) -> tuple[int, str]:
         running = deployer.environment(environment)
         assert running is not None
         base_url = running.local.base_url
-        missing = signed_request("GET", f"{base_url}/orders/{uuid.uuid4()}")
+        region = running.local.cloud.region
+        missing = signed_request("GET", f"{base_url}/orders/{uuid.uuid4()}", region=region)
         order = {
             "customerId": "c-1",
             "currency": "EUR",
             "items": [{"sku": "SKU-1", "quantity": 1, "unitPrice": 9.99}],
         }
-        created = signed_request("POST", f"{base_url}/orders", body=json.dumps(order)).status_code
+        posted = signed_request("POST", f"{base_url}/orders", body=json.dumps(order), region=region)
+        created = posted.status_code
         body = missing.text
         return created, body if missing.status_code == 404 else f"{missing.status_code}: {body}"
     finally:
