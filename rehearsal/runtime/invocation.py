@@ -70,6 +70,8 @@ class Worker:
         self.name = name
         requests_read, self._requests = os.pipe()
         self._responses, responses_write = os.pipe()
+        self._open_fds: tuple[int, ...] = (self._requests, self._responses)
+        self._pipes_lock = threading.Lock()
         self.process = subprocess.Popen(  # nosec B603 # fixed argv: an interpreter and our worker script
             [
                 str(sandbox.interpreter.path),
@@ -153,8 +155,14 @@ class Worker:
         self.close()
 
     def close_pipes(self) -> None:
-        """Close the request pipe: the worker exits at the end of its input."""
-        for fd in (self._requests, self._responses):
+        """Close the request pipe: the worker exits at the end of its input.
+
+        Once only: a second `os.close` of the same numbers would close whatever file the process
+        opened since under those numbers (another worker's pipe, a subprocess's stdout).
+        """
+        with self._pipes_lock:
+            fds, self._open_fds = self._open_fds, ()
+        for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
