@@ -26,10 +26,12 @@ POLL_SECONDS = 0.05  # seconds between alarm evaluations while a shift or a bake
 # A compressed canary step lasts seconds: on a busy machine the declared traffic could bring the new
 # version no request in it, and alarms that treat missing data as OK would pass it. When the
 # environment has traffic at all, the shift holds a step until each new version has served this many
-# invocations (at most _HOLD_LIMIT real seconds), and says so. Without any traffic (production offline)
-# nothing would arrive: the shift does not wait, and its alarms report that they judged without data.
+# invocations (at most _HOLD_LIMIT real seconds in all: a new version's cold start on a machine
+# running several releases at once can take tens of seconds), and says so. Without any traffic
+# (production offline) nothing would arrive: the shift does not wait, and its alarms report that
+# they judged without data.
 MIN_STEP_INVOCATIONS = 2
-_HOLD_LIMIT = 30.0
+_HOLD_LIMIT = 60.0
 
 
 def poll(check: Callable[[], Outcome | None], interval: float = POLL_SECONDS) -> Outcome:
@@ -180,11 +182,11 @@ class ShiftClock:
 
 
 def _has_traffic(local: LocalEnvironment, shifting: list[DeploymentGroup], since: float) -> bool:
-    """Whether any shifting alias served a call since `since`: the environment has traffic to wait for."""
+    """Whether a call through any shifting alias started since `since`: the environment has traffic
+    to wait for (a call still in a new version's cold start counts: no metric says so yet)."""
     for group in shifting:
-        served = {"FunctionName": group.function, "Resource": f"{group.function}:{group.alias}"}
-        key = MetricKey("AWS/Lambda", "Invocations", dimensions(served))
-        if local.metrics.values(key, since, time.time() + 1):
+        called = local.functions.last_called(group.function, group.alias)
+        if called is not None and called >= since:
             return True
     return False
 

@@ -96,6 +96,7 @@ class LocalFunctions:
         self._latest: dict[str, FunctionConfig] = {}
         self._versions: dict[str, dict[str, _Version]] = {}
         self._aliases: dict[str, dict[str, dict[str, float]]] = {}
+        self._last_called: dict[tuple[str, str | None], float] = {}  # (name, qualifier) -> wall clock
         self._random = random.Random()  # nosec B311 # traffic weighting, not security
         self._workers: set[Worker] = set()
         self._busy: dict[str, int] = {}  # per function, across its versions (reserved concurrency)
@@ -197,6 +198,11 @@ class LocalFunctions:
         except KeyError as error:
             raise FunctionNotFoundError(f"function {name} has no alias {alias}") from error
 
+    def last_called(self, name: str, qualifier: str | None) -> float | None:
+        """When a call through `name:qualifier` last started (wall clock), finished or not: a new
+        version's cold start can hold a call for seconds before any metric records it."""
+        return self._last_called.get((name, qualifier))
+
     def _config(self, name: str) -> FunctionConfig:
         try:
             return self._latest[name]
@@ -239,6 +245,7 @@ class LocalFunctions:
         """Invoke a function (name or ARN; a version or alias as qualifier) and wait for its result."""
         name, qualifier = self.resolve_target(target, qualifier)
         executed = self._pick_version(name, qualifier)
+        self._last_called[(name, qualifier)] = time.time()
         if executed == LATEST:
             version = _Version(config=self._config(name), number=LATEST)
             with self._lock:
