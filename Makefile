@@ -94,7 +94,7 @@ CHECKS ?= lint typecheck scan check-tests
 check: install $(CHECKS) ## What the pipeline's Build runs: checks, unit and infra tests (coverage >= 90%)
 	@test -n "$(strip $(CHECKS))" || echo "make check: CHECKS is empty, so no checks ran (release tests only)"
 
-# tests/infra/test_another_team.py reruns make check on a copy of the repository: make test runs it,
+# tests/infra/test_another_team.py reruns the infra tests on a copy of the repository: make test runs it,
 # make check (and so the pipeline's Build, and that copy) leaves it out.
 .PHONY: check-tests
 check-tests: install ## Unit and infra tests with the coverage gate (part of make check)

@@ -19,7 +19,7 @@ TESTS = Path(__file__).parent
 # The modules that run longest, longest first (make test's --durations; about a third of the run's
 # CPU between them). Only the order of work depends on this list: a stale one costs time, never a test.
 LONGEST_FIRST = (
-    "infra/test_another_team.py",  # make init, then make check and make synth on a copy
+    "infra/test_another_team.py",  # make init, then the infra tests and make synth on a copy
     "rehearsal/test_release_offline.py",  # two whole releases of the real pipeline
 )
 

@@ -109,7 +109,8 @@ class LocalDeployer:
         publisher = AlarmPublisher(running.local, log=log)
         publisher.start()
         try:
-            yield evidence
+            with running.local.watching():
+                yield evidence
         finally:
             publisher.stop()
             evidence.extend(publisher.evidence())
@@ -180,7 +181,8 @@ class LocalDeployer:
             if running is None:
                 outcome = self._create(request, release)
             else:
-                outcome = self._update(request, release, running, proposed)
+                with running.local.watching():
+                    outcome = self._update(request, release, running, proposed)
         except UserError as error:
             return Outcome.failed(str(error))
         return self._with_not_emulated(request.environment, outcome)
@@ -274,6 +276,7 @@ class LocalDeployer:
             time_scale=self.time_scale,
             log_sink=sink,
             cloud=self._cloud(place, name),
+            schedules_while_watched=True,
         )
 
     def _create(self, request: DeployRequest, release: SavedRelease) -> Outcome:
@@ -433,7 +436,8 @@ class LocalDeployer:
                     alarm_name, {"AlarmRule": f'ALARM("{alarm_name}")'}
                 )
             )
-            return bake(local, rule=rule, evaluator=evaluator, wait_minutes=wait_minutes, log=log)
+            with local.watching():
+                return bake(local, rule=rule, evaluator=evaluator, wait_minutes=wait_minutes, log=log)
         return Outcome.failed(self._alarm_not_found(alarm_name, place))
 
     def _alarm_not_found(self, alarm_name: str, place: AccountRegion) -> str:

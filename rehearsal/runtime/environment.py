@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,11 @@ RUNTIME_NOT_EMULATED = (
         "functions run on this machine's CPU architecture, whatever the template names",
     ),
 )
+# A release's environments fire their scheduled rules only while it watches them (ADR 0062).
+_WATCHED_ONLY = (
+    "fires only while the release deploys, tests or bakes this environment: between those actions "
+    "nothing judges what its targets do, and on the compressed clock they would run back to back"
+)
 _RUNTIME_ENVIRON = {
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
 }
@@ -80,6 +85,11 @@ class LocalEnvironment:
         default_factory=dict
     )
     sampler: QueueMetricsSampler | None = None
+    # Set while the scheduled rules fire: always, unless started with `schedules_while_watched`.
+    schedules_firing: threading.Event = field(default_factory=threading.Event)
+    schedules_while_watched: bool = False
+    _watches: int = 0
+    _watch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def base_url(self) -> str:
@@ -92,9 +102,26 @@ class LocalEnvironment:
     @property
     def not_emulated(self) -> list[tuple[str, str, str]]:
         """(what, where, why) of each fact of this environment the local runtime does not emulate."""
-        _, unscheduled = declared_schedules(self.stack)
-        schedules = [("AWS::Events::Rule schedule", rule.logical_id, rule.why) for rule in unscheduled]
+        scheduled, unscheduled = declared_schedules(self.stack)
+        what = "AWS::Events::Rule schedule"
+        schedules = [(what, rule.logical_id, rule.why) for rule in unscheduled]
+        if self.schedules_while_watched:
+            schedules += [(what, rule.logical_id, _WATCHED_ONLY) for rule in scheduled]
         return [*self.functions.not_emulated, *RUNTIME_NOT_EMULATED, *schedules, *self._api_stand_ins()]
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """While a release deploys, tests or bakes this environment: its scheduled rules fire."""
+        with self._watch_lock:
+            self._watches += 1
+            self.schedules_firing.set()
+        try:
+            yield
+        finally:
+            with self._watch_lock:
+                self._watches -= 1
+                if self._watches == 0 and self.schedules_while_watched:
+                    self.schedules_firing.clear()
 
     def api_urls(self) -> dict[str, str]:
         """Each REST API's stage URL as AWS names it -> the local gateway that serves it."""
@@ -147,6 +174,7 @@ class LocalEnvironment:
             time_scale=self.time_scale,
             stopping=self.stopping,
             log_sink=self.log_sink,
+            firing=self.schedules_firing,
         )
         self.threads.append(scheduler)
         scheduler.start()
@@ -375,13 +403,15 @@ def start_environment(
     cloud: LocalCloud | None = None,
     place: AccountRegion = DEFAULT_PLACE,
     faults: FaultPlan = NO_FAULTS,
+    schedules_while_watched: bool = False,
 ) -> LocalEnvironment:
     """Start the local cloud, provision the template, publish its functions and serve its API and events.
 
     `cloud` is a running cloud to provision into (its account and region; the caller stops it), else
     a new one answers as `place`. `faults` is the plan of platform faults to inject
-    (rehearsal/runtime/faults.py); none by default. Whatever started is stopped again, in reverse
-    order, if a step fails.
+    (rehearsal/runtime/faults.py); none by default. `schedules_while_watched`: the scheduled rules
+    fire only inside `LocalEnvironment.watching()` (a release's environments), else always.
+    Whatever started is stopped again, in reverse order, if a step fails.
     """
     sink: LogSink = log_sink or (lambda _record: None)
     document = load_template(template_path)  # a broken template fails before any process starts
@@ -436,7 +466,10 @@ def start_environment(
             log_sink=sink,
             owns_cloud=owns_cloud,
             faults=injector,
+            schedules_while_watched=schedules_while_watched,
         )
+        if not schedules_while_watched:
+            local.schedules_firing.set()
         functions.url_stand_ins = local.api_urls()
         local.start_event_sources()
         started.pop_all()  # all up: from here `LocalEnvironment.stop()` ends it

@@ -185,6 +185,12 @@ class _Event:
     throttles: int = 0
 
 
+def _always() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 class Scheduler(threading.Thread):
     """Fires the scheduled rules of `stack()` on `time_scale`'s clock until `stopping` is set.
 
@@ -208,6 +214,7 @@ class Scheduler(threading.Thread):
         stopping: threading.Event,
         log_sink: LogSink,
         clock: Callable[[], float] = time.monotonic,
+        firing: threading.Event | None = None,
     ) -> None:
         super().__init__(name="eventbridge-schedules", daemon=True)
         self.clock = clock
@@ -216,6 +223,9 @@ class Scheduler(threading.Thread):
         self.time_scale = time_scale
         self.stopping = stopping
         self.log_sink = log_sink
+        # Cleared: no rule fires and no queued event runs (`LocalEnvironment.watching`); a rule whose
+        # time came meanwhile fires as soon as it is set again.
+        self.firing = firing or _always()
         self.next_firing: dict[tuple[str, str], float] = {}  # (logical id, expression) -> monotonic time
         self.firings: dict[str, int] = {}  # per rule logical id
         self._lock = threading.Lock()
@@ -231,6 +241,8 @@ class Scheduler(threading.Thread):
 
     def tick(self, now: float) -> None:
         """Fire every rule whose time has come (once per tick: no burst after a stall), then dispatch."""
+        if not self.firing.is_set():
+            return
         stack = self.stack()
         rules, _ = declared_schedules(stack)
         seen = set()

@@ -69,7 +69,7 @@ SINGLE_ACCOUNT_CONTEXT: dict[str, Any] = {
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "another_team: reruns make check on a copy with another cdk.json (make test only)"
+        "markers", "another_team: reruns the infra tests on a copy with another cdk.json (make test only)"
     )
 
 

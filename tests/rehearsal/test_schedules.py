@@ -293,6 +293,29 @@ def test_a_declared_rate_rule_runs_its_function_at_the_compressed_rate(scheduled
     assert {(r["function"], r["qualifier"]) for r in invoked} == {("rehearsal-staging-TickFunction", "live")}
 
 
+def test_a_releases_environment_fires_its_rules_only_while_watched_and_says_so(scheduled_app: Path) -> None:
+    environment = start_environment(
+        template_path=scheduled_app, environment="staging", time_scale=SCALE, schedules_while_watched=True
+    )
+    try:
+        scheduler = _scheduler_of(environment)
+        started = time.monotonic()
+        # Four pipeline minutes between two actions of a release: an always-on rule would fire four times.
+        wait_for(lambda: time.monotonic() - started >= 4 * SCALE.seconds_per_minute)
+        assert scheduler.firings == {}
+        with environment.watching():
+            wait_for(lambda: scheduler.firings.get("TickFunctionEveryMinute", 0) >= 2, what="two firings")
+        time.sleep(0.1)  # a tick that began before the watch ended
+        fired = scheduler.firings["TickFunctionEveryMinute"]
+        after = time.monotonic()
+        wait_for(lambda: time.monotonic() - after >= 4 * SCALE.seconds_per_minute)
+        assert scheduler.firings["TickFunctionEveryMinute"] == fired
+        facts = [fact for fact in environment.not_emulated if fact[1] == "TickFunctionEveryMinute"]
+        assert len(facts) == 1 and "only while the release deploys, tests or bakes" in facts[0][2]
+    finally:
+        environment.stop()
+
+
 def test_a_template_without_a_schedule_gets_no_invocation_at_all() -> None:
     environment = start_environment(
         template_path=FIXTURE_APP / "template.yaml", environment="staging", time_scale=SCALE
