@@ -17,7 +17,7 @@ from typing import TextIO
 from rehearsal.alarms.evaluator import AlarmEvaluator, AlarmEvidence
 from rehearsal.alarms.metrics import MetricKey, dimensions
 from rehearsal.base.clock import TimeScale
-from rehearsal.deploy.groups import DeploymentGroup
+from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
 from rehearsal.deploy.traffic import traffic_steps, weight_at
 from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.runtime.environment import LocalEnvironment
@@ -134,7 +134,7 @@ class _Shift:
         if (
             advancing
             and clock.held < _HOLD_LIMIT
-            and _has_traffic(self.local, self.shifting, self.started_at)
+            and _has_traffic(self.local, self.started_at)
             and _starved(self.local, self.shifting, self.new_versions, clock)
         ):
             minute = clock.hold()
@@ -181,10 +181,11 @@ class ShiftClock:
             log.write(f"  canary traffic still short after {_HOLD_LIMIT:g} s: shifting on\n")
 
 
-def _has_traffic(local: LocalEnvironment, shifting: list[DeploymentGroup], since: float) -> bool:
-    """Whether a call through any shifting alias started since `since`: the environment has traffic
-    to wait for (a call still in a new version's cold start counts: no metric says so yet)."""
-    for group in shifting:
+def _has_traffic(local: LocalEnvironment, since: float) -> bool:
+    """Whether a call through any deployment group's alias started since `since`: the environment has
+    traffic to wait for. Any group's, not only the shifting ones: a worker gets its batches from the
+    queue the API's callers fill. A call still in a new version's cold start counts (no metric yet)."""
+    for group in deployment_groups(local.stack):
         called = local.functions.last_called(group.function, group.alias)
         if called is not None and called >= since:
             return True
