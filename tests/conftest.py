@@ -14,9 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hypothesis
 import pytest
-from xdist.scheduler import LoadScopeScheduling
 
 TESTS = Path(__file__).parent
 # The modules that run longest, longest first (make test's --durations; about a third of the run's
@@ -29,10 +27,6 @@ LONGEST_FIRST = (
 # Modules that run as one unit of work, on one worker: they share a session fixture that costs a
 # whole release (`good_release`, about a minute), which would otherwise run once per worker.
 ONE_UNIT = {"tests/rehearsal/test_release_faults.py": "tests/rehearsal/test_release_offline.py"}
-# Deadlines time one example on the wall clock: on 2 shared cores, a busy moment fails a correct
-# example (a 200 ms deadline took 516 ms in a run of the whole suite). The properties stay checked.
-hypothesis.settings.register_profile("suite", deadline=None)
-hypothesis.settings.load_profile("suite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,8 +42,20 @@ def _rank(item: pytest.Item) -> int:
     return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("hypothesispytest"):
+        import hypothesis  # noqa: PLC0415 - not in the integration tests' install
+
+        # Deadlines time one example on the wall clock: on 2 shared cores a busy moment fails a
+        # correct example (a 200 ms deadline took 516 ms in a whole-suite run). Properties stay checked.
+        hypothesis.settings.register_profile("suite", deadline=None)
+        hypothesis.settings.load_profile("suite")
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's `loadscope`, with the modules of ONE_UNIT in one scope."""
+    """xdist's `loadscope`, with the modules of ONE_UNIT in one scope (called only where xdist runs)."""
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - not in the integration tests' install
+
     if config.getoption("dist", None) != "loadscope":
         return None  # xdist's own choice
 
