@@ -21,6 +21,7 @@ from rehearsal.deploy.groups import DeploymentGroup, deployment_groups
 from rehearsal.deploy.traffic import traffic_steps, weight_at
 from rehearsal.release.deploy_port import DeployRequest, Outcome
 from rehearsal.runtime.environment import LocalEnvironment
+from rehearsal.runtime.schedules import declared_schedules
 
 POLL_SECONDS = 0.05  # seconds between alarm evaluations while a shift or a bake is watched
 # A compressed canary step lasts seconds: on a busy machine the declared traffic could bring the new
@@ -55,11 +56,38 @@ def watch_shift(
 
     The outcome carries, per watched alarm, whether it judged the new versions with data.
     """
+    await_declared_traffic(local, request.log)
     shift = _Shift(request.log, local, shifting, before, new_versions)
     outcome = poll(shift.step)
     evidence = shift.evaluator.evidence(shift.watched, environment=local.name, watched="canary")
     log_evidence(evidence, request.log)
     return dataclasses.replace(outcome, alarm_evidence=evidence)
+
+
+def await_declared_traffic(local: LocalEnvironment, log: TextIO) -> None:
+    """Before a shift: let the environment's declared traffic start, so that a step is not judged
+    before any call could reach it. Its scheduled rules fire from the deployment's watch on
+    (ADR 0062) and their targets may still be starting: a cold start takes seconds on a busy
+    machine. Waits until a call through a deployment group's alias starts, or every scheduled rule
+    has run once without one (its jobs send no such traffic: production offline), at most
+    _HOLD_LIMIT real seconds."""
+    since = time.time()
+    rules = [rule.logical_id for rule in declared_schedules(local.stack)[0]]
+    ran = local.scheduler.ran if local.scheduler is not None else {}
+
+    def started() -> Outcome | None:
+        if _has_traffic(local, since) or all(ran.get(rule, 0.0) >= since for rule in rules):
+            return Outcome.passed("declared traffic started")
+        if time.time() - since >= _HOLD_LIMIT:
+            return Outcome.failed("declared traffic not started")
+        return None
+
+    outcome = poll(started)
+    waited = time.time() - since
+    if not outcome.succeeded:
+        log.write(f"Declared traffic still not started after {waited:.0f} s: shifting anyway\n")
+    elif waited >= 1:
+        log.write(f"Waited {waited:.1f} s for the declared traffic to start\n")
 
 
 def log_evidence(evidence: tuple[AlarmEvidence, ...], log: TextIO) -> None:

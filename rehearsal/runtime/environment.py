@@ -85,6 +85,7 @@ class LocalEnvironment:
         default_factory=dict
     )
     sampler: QueueMetricsSampler | None = None
+    scheduler: Scheduler | None = None
     # Set while the scheduled rules fire: always, unless started with `schedules_while_watched`.
     schedules_firing: threading.Event = field(default_factory=threading.Event)
     schedules_while_watched: bool = False
@@ -168,7 +169,7 @@ class LocalEnvironment:
         self.threads.append(self.sampler)
         self.sampler.start()
         self._sync_event_sources()
-        scheduler = Scheduler(  # EventBridge's scheduled rules: the environment's declared traffic
+        self.scheduler = scheduler = Scheduler(  # EventBridge's scheduled rules: the declared traffic
             stack=lambda: self.stack,
             invoke=self.functions.invoke,
             time_scale=self.time_scale,

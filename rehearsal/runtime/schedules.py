@@ -228,6 +228,7 @@ class Scheduler(threading.Thread):
         self.firing = firing or _always()
         self.next_firing: dict[tuple[str, str], float] = {}  # (logical id, expression) -> monotonic time
         self.firings: dict[str, int] = {}  # per rule logical id
+        self.ran: dict[str, float] = {}  # rule logical id -> wall clock its last attempt ended
         self._lock = threading.Lock()
         self._queue: list[_Event] = []
         self._in_flight: dict[str, int] = {}  # per target ARN
@@ -296,6 +297,7 @@ class Scheduler(threading.Thread):
         finally:
             with self._lock:
                 self._in_flight[event.target.arn] -= 1
+                self.ran[event.rule.logical_id] = time.time()
         if self.stopping.is_set() or not (result.throttled or result.failed):
             return
         now = self.clock()

@@ -263,7 +263,7 @@ def test_a_staging_canary_judges_the_new_versions_with_data_from_the_declared_tr
     # only through the queue and S3, whose batches a busy machine makes few (they are reported either way).
     for function in ("SubmitOrder", "GetOrder", "PresignAttachment"):
         errors = judged[f"orders-staging-{function}ErrorsAlarm"]
-        assert errors.with_data and errors.evaluations_with_data > 0, (errors, log)
+        assert errors.with_data and errors.evaluations_with_data > 0, f"{errors}\n{log}"
     assert "alarm orders-staging-SubmitOrderErrorsAlarm: judged with data" in log
     with_data = sum(item.with_data for item in judged.values())
     assert f"Alarms judged with data: {with_data} of {DEPLOYMENT_ALARMS}" in log
