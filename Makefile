@@ -97,8 +97,8 @@ check: install $(CHECKS) ## What the pipeline's Build runs: checks, unit and inf
 # tests/infra/test_another_team.py reruns the infra tests on a copy of the repository: make test runs it,
 # make check (and so the pipeline's Build, and that copy) leaves it out.
 .PHONY: check-tests
-check-tests: install ## Unit and infra tests with the coverage gate (part of make check)
-	pytest --cov=service/src --cov=pipeline --cov-report=term-missing:skip-covered \
+check-tests: install ## Unit and infra tests with the coverage gate (part of make check), on every core
+	pytest $(XDIST) --cov=service/src --cov=pipeline --cov-report=term-missing:skip-covered \
 	  --cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml -m "not another_team" tests/unit tests/infra
 
 .PHONY: soak
