@@ -74,9 +74,10 @@ def await_declared_traffic(local: LocalEnvironment, log: TextIO) -> None:
     since = time.time()
     rules = [rule.logical_id for rule in declared_schedules(local.stack)[0]]
     ran = local.scheduler.ran if local.scheduler is not None else {}
+    groups = deployment_groups(local.stack)
 
     def started() -> Outcome | None:
-        if _has_traffic(local, since) or all(ran.get(rule, 0.0) >= since for rule in rules):
+        if _has_traffic(local, groups, since) or all(ran.get(rule, 0.0) >= since for rule in rules):
             return Outcome.passed("declared traffic started")
         if time.time() - since >= _HOLD_LIMIT:
             return Outcome.failed("declared traffic not started")
@@ -114,6 +115,7 @@ class _Shift:
         self.evaluator, alarms = local.alarm_evaluator()
         for problem in alarms.problems:
             log.write(f"Alarm not evaluated offline: {problem}\n")
+        self.groups = deployment_groups(local.stack)  # every group's alias: read once, polled at 20 Hz
         self.watched = list(dict.fromkeys(name for g in shifting for name in g.alarms))  # groups' order
         self.steps = {g: traffic_steps(g.config_name) for g in shifting}
         self.length = max((s[-1][0] for s in self.steps.values()), default=0.0)
@@ -162,7 +164,7 @@ class _Shift:
         if (
             advancing
             and clock.held < _HOLD_LIMIT
-            and _has_traffic(self.local, self.started_at)
+            and _has_traffic(self.local, self.groups, self.started_at)
             and _starved(self.local, self.shifting, self.new_versions, clock)
         ):
             minute = clock.hold()
@@ -209,11 +211,11 @@ class ShiftClock:
             log.write(f"  canary traffic still short after {_HOLD_LIMIT:g} s: shifting on\n")
 
 
-def _has_traffic(local: LocalEnvironment, since: float) -> bool:
+def _has_traffic(local: LocalEnvironment, groups: list[DeploymentGroup], since: float) -> bool:
     """Whether a call through any deployment group's alias started since `since`: the environment has
     traffic to wait for. Any group's, not only the shifting ones: a worker gets its batches from the
     queue the API's callers fill. A call still in a new version's cold start counts (no metric yet)."""
-    for group in deployment_groups(local.stack):
+    for group in groups:
         called = local.functions.last_called(group.function, group.alias)
         if called is not None and called >= since:
             return True

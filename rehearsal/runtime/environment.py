@@ -92,6 +92,10 @@ class LocalEnvironment:
     _watches: int = 0
     _watch_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        if not self.schedules_while_watched:
+            self.schedules_firing.set()
+
     @property
     def base_url(self) -> str:
         return self.gateway.base_url
@@ -469,8 +473,6 @@ def start_environment(
             faults=injector,
             schedules_while_watched=schedules_while_watched,
         )
-        if not schedules_while_watched:
-            local.schedules_firing.set()
         functions.url_stand_ins = local.api_urls()
         local.start_event_sources()
         started.pop_all()  # all up: from here `LocalEnvironment.stop()` ends it

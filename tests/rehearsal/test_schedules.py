@@ -243,8 +243,9 @@ def test_a_failing_invocation_is_retried_twice_as_lambda_retries_asynchronous_ev
 # ---------------------------------------------------------------- in a running environment
 
 
-def _scheduler_of(environment: LocalEnvironment) -> Scheduler:
-    return next(thread for thread in environment.threads if isinstance(thread, Scheduler))
+def _scheduler_in(environment: LocalEnvironment) -> Scheduler:
+    assert environment.scheduler is not None
+    return environment.scheduler
 
 
 @pytest.fixture
@@ -279,7 +280,7 @@ def test_a_declared_rate_rule_runs_its_function_at_the_compressed_rate(scheduled
     )
     try:
         started = time.monotonic()
-        wait_for(lambda: _scheduler_of(environment).firings.get("TickFunctionEveryMinute", 0) >= 6)
+        wait_for(lambda: _scheduler_in(environment).firings.get("TickFunctionEveryMinute", 0) >= 6)
         elapsed = time.monotonic() - started
         invoked = wait_for(
             lambda: [r for r in records if r.get("type") == "invocation" and r.get("status") == "ok"],
@@ -298,7 +299,7 @@ def test_a_releases_environment_fires_its_rules_only_while_watched_and_says_so(s
         template_path=scheduled_app, environment="staging", time_scale=SCALE, schedules_while_watched=True
     )
     try:
-        scheduler = _scheduler_of(environment)
+        scheduler = _scheduler_in(environment)
         started = time.monotonic()
         # Four pipeline minutes between two actions of a release: an always-on rule would fire four times.
         wait_for(lambda: time.monotonic() - started >= 4 * SCALE.seconds_per_minute)
@@ -322,7 +323,7 @@ def test_a_template_without_a_schedule_gets_no_invocation_at_all() -> None:
     )
     started = time.monotonic()
     try:
-        scheduler = _scheduler_of(environment)
+        scheduler = _scheduler_in(environment)
         # Eight pipeline minutes: a rate(1 minute) rule would have fired eight times by now.
         wait_for(lambda: time.monotonic() - started >= 8 * SCALE.seconds_per_minute)
         assert scheduler.is_alive() and scheduler.firings == {}
