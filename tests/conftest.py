@@ -52,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         hypothesis.settings.load_profile("suite")
 
 
+@pytest.hookimpl(optionalhook=True)  # unknown to pytest without xdist (-p no:xdist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's `loadscope`, with the modules of ONE_UNIT in one scope (called only where xdist runs)."""
     from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - not in the integration tests' install
