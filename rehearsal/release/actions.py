@@ -23,17 +23,21 @@ from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.release.approval_inbox import DEFAULT_APPROVAL_TIMEOUT_MINUTES, ApprovalGate, ApprovalInbox
 from rehearsal.release.artifact_store import ArtifactStore
+from rehearsal.release.build_host import clean_environment, prepare_home, restore_cache
 from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
 from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
 from rehearsal.release.fidelity import NotEmulatedLog
 from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
 from rehearsal.release.run_record import ApprovalEntry, EnvironmentRecord, Progress, ReleaseState, RunRecord
 from rehearsal.release.source import SourceRevision, snapshot
+from rehearsal.runtime.sandbox import machine_cache
 
-# The offline build image: builds use this machine's installed tools, linked into each workspace.
-TOOL_FOLDERS = (".venv", "node_modules")
-# Snapshot files get one old mtime, so Make never thinks the linked tools are older than the source.
+# Snapshot files get one fixed mtime: the same commit gives the same snapshot, older than any output.
 SNAPSHOT_MTIME = 946684800  # 2000-01-01
+# The first, offline `make deploy` is the developer's: it uses the repository's own tools.
+DEVELOPER_TOOLS = (".venv", "node_modules")
+# A wait inside a build that lasts pipeline minutes (`make bake`), compressed offline (ADR 0060).
+COMPRESSED_WAIT_VARIABLE = "BAKE_MINUTES"
 _VARIABLE = re.compile(r"#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}")
 
 
@@ -48,6 +52,8 @@ class ReleaseOptions:
     out: TextIO | None = None
     stack_name: str | None = None
     max_restarts: int = 2
+    # Each CodeBuild project's local cache, kept across runs and repositories (ADR 0058).
+    build_cache: Path = field(default_factory=lambda: machine_cache() / "build-cache")
 
 
 class PipelineChanged(Exception):
@@ -196,23 +202,37 @@ class ActionExecutors:
         for name in action.input_artifacts:
             if name != primary:
                 secondary[name] = attempt.store.copy_to(name, workspace / f"src_{name}")
-        self.link_tools(source_dir)
         spec = _load_buildspec(project, source_dir)
+        home = workspace / "home"  # CodeBuild's HOME (/root): empty but for the project's cache
+        prepare_home(home, host_home=Path.home())
+        for note in restore_cache(
+            project.cache,
+            spec.cache_paths,
+            store=self.options.build_cache / project.logical_id,
+            home=home,
+            source_dir=source_dir,
+        ):
+            context.note_not_emulated(f"buildspec {note.split()[0].rstrip(':')}", note)
         overrides = self._build_variables(context)
-        build_number = attempt.next_build_number()
+        cloud = self.deployer.build_environment()
         build = BuildContext(
             source_dir=source_dir,
-            base_environment=build_base_environment(os.environ, self.deployer.build_environment()),
+            base_environment=clean_environment(
+                build_base_environment(os.environ, cloud), home=home, repo=self.options.repo
+            ),
             overrides=overrides,
             log=log,
             work_dir=workspace / "tmp",
             build_id=f"{project.logical_id}:{record.run_id}",
-            build_number=build_number,
+            build_number=attempt.next_build_number(),
             source_version=self.options.revision.commit,
             secondary_sources=secondary,
             output_artifacts={name: attempt.store.create(name) for name in action.output_artifacts},
             reports_dir=record.reports / f"{action.stage}.{action.name}",
             timeout_seconds=project.timeout_minutes * 60,
+            compressed_minutes=_number(overrides.get(COMPRESSED_WAIT_VARIABLE, "0")),
+            minute_seconds=_number(cloud.get("PIPELINE_MINUTE_SECONDS", "60")),
+            image=project.image,
         )
         # A build after a deploy action may read its environment's alarms (`make bake`).
         with self.deployer.alarms_published(log=log):
@@ -245,7 +265,8 @@ class ActionExecutors:
         return overrides
 
     def link_tools(self, source_dir: Path) -> None:
-        for name in TOOL_FOLDERS:
+        """The offline `make deploy` runs on the developer's machine, with its tools (never a build)."""
+        for name in DEVELOPER_TOOLS:
             tool = self.options.repo / name
             if tool.exists() and not (source_dir / name).exists():
                 (source_dir / name).symlink_to(tool.resolve())
@@ -410,6 +431,13 @@ def source_variables(revision: SourceRevision, configuration: Mapping[str, str])
         "CommitMessage": revision.message,
         "ConnectionArn": configuration.get("ConnectionArn", ""),
     }
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _load_buildspec(project: BuildProject, source_dir: Path) -> Buildspec:

@@ -106,11 +106,12 @@ def restore_cache(
     if not paths:
         return []
     if not cache.custom:
+        if cache.type == "S3":
+            return ["cache (S3 cache type) is not emulated: every build starts without it"]
+        kind = " ".join((cache.type, *cache.modes))
         return [
-            f"cache.paths are not restored: the project's cache is {cache.type} "
-            f"{list(cache.modes) or ''}, CodeBuild uses cache.paths only with a local custom or S3 cache"
-            if cache.type != "S3"
-            else "cache (S3 cache type) is not emulated: every build starts without it"
+            f"cache.paths are not restored: the project's cache is {kind}; CodeBuild uses cache.paths "
+            "only with a local custom or an S3 cache"
         ]
     notes = [
         "cache: the local custom cache is restored whenever this machine has it "

@@ -97,8 +97,8 @@ def test_without_a_local_custom_cache_the_buildspec_cache_paths_are_not_restored
     )
 
     assert notes == [
-        "cache.paths are not restored: the project's cache is NO_CACHE , CodeBuild uses cache.paths "
-        "only with a local custom or S3 cache"
+        "cache.paths are not restored: the project's cache is NO_CACHE; CodeBuild uses cache.paths "
+        "only with a local custom or an S3 cache"
     ]
     assert not (tmp_path / "h").exists()
 
