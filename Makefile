@@ -110,14 +110,15 @@ coverage: install ## All tests with coverage; fails under 90%
 # What `make check` runs: everything, in the pipeline and in `make release`. The rehearsal's own
 # release tests (tests/rehearsal/test_release_offline.py) run the real Build with CHECKS= (empty),
 # since `make test` runs these checks itself; a release's log says when that was done.
-CHECKS ?= lint typecheck scan check-tests
-# The checks are independent: they run side by side, one per CPU (the tests on one, lint, types and
-# bandit on another), each one's output kept together.
+# The longest first: the checks are independent and run side by side, one per CPU (the tests on one;
+# lint, types and bandit on another), each one's output kept together. Under a parallel make (the
+# Build runs `make --jobs check synth package`) they share its job slots.
+CHECKS ?= check-tests lint typecheck scan
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: check
 check: install ## What the pipeline's Build runs: checks, unit and infra tests (coverage >= 90%)
-	@$(if $(strip $(CHECKS)),$(MAKE) --jobs=$(CHECK_JOBS) --output-sync=target $(CHECKS),echo "make check: CHECKS is empty, so no checks ran (release tests only)")
+	@$(if $(strip $(CHECKS)),$(MAKE) $(if $(findstring jobserver,$(MAKEFLAGS)),,--jobs=$(CHECK_JOBS)) --output-sync=target $(CHECKS),echo "make check: CHECKS is empty, so no checks ran (release tests only)")
 
 # tests/infra/test_another_team.py reruns make check on a copy of the repository: make test runs it,
 # make check (and so the pipeline's Build, and that copy) leaves it out.

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess  # nosec B404: asks the machine's node for its version
+
+# Asks the machine's node for its version (B404).
+import subprocess  # nosec B404
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +122,8 @@ def _nodejs(version: str, path: str | None) -> SelectedRuntime:
     node = shutil.which("node", path=path)
     found = ""
     if node is not None:
-        result = subprocess.run(  # nosec B603: the machine's own node, no shell
+        # The machine's own node, fixed arguments, no shell (B603).
+        result = subprocess.run(  # nosec B603
             [node, "--version"], capture_output=True, text=True, timeout=30, check=False
         )
         match = _NODE_VERSION.match(result.stdout.strip())
