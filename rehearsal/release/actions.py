@@ -203,16 +203,7 @@ class ActionExecutors:
             if name != primary:
                 secondary[name] = attempt.store.copy_to(name, workspace / f"src_{name}")
         spec = _load_buildspec(project, source_dir)
-        home = workspace / "home"  # CodeBuild's HOME (/root): empty but for the project's cache
-        prepare_home(home, host_home=Path.home())
-        for note in restore_cache(
-            project.cache,
-            spec.cache_paths,
-            store=self.options.build_cache / project.logical_id,
-            home=home,
-            source_dir=source_dir,
-        ):
-            context.note_not_emulated(f"buildspec {note.split()[0].rstrip(':')}", note)
+        home = self._build_home(context, project, spec, workspace)
         overrides = self._build_variables(context)
         cloud = self.deployer.build_environment()
         build = BuildContext(
@@ -243,6 +234,22 @@ class ActionExecutors:
             self._publish(action, attempt, result.exported_variables)
             shutil.rmtree(workspace)  # kept only when the build failed, to look into
         return Outcome(succeeded=result.succeeded, message=result.message)
+
+    def _build_home(
+        self, context: ActionContext, project: BuildProject, spec: Buildspec, workspace: Path
+    ) -> Path:
+        """CodeBuild's HOME (/root) for one build: empty but for the project's cache (ADR 0058)."""
+        home = workspace / "home"
+        prepare_home(home, host_home=Path.home())
+        for note in restore_cache(
+            project.cache,
+            spec.cache_paths,
+            store=self.options.build_cache / project.logical_id,
+            home=home,
+            source_dir=workspace / "src",
+        ):
+            context.note_not_emulated(f"buildspec {note.split()[0].rstrip(':')}", note)
+        return home
 
     def _build_variables(self, context: ActionContext) -> dict[str, str]:
         """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""
