@@ -6,7 +6,7 @@ committed as one commit there, so the release sees a clean tree and the shared c
 `.rehearsal/` state is never touched. The links serve the rehearsal itself and the first offline
 `make deploy` (the developer's machine); the release's builds never see them: each runs its own
 `make install` against the project's build cache (ADR 0058). The issue measures with warm caches:
-a run whose Build missed that cache is reported as a warm-up and one more run is made. A release
+a run in which a build missed its cache is reported as a warm-up and one more run is made. A release
 that does not succeed is reported as not measured, with its reason: never a made-up figure.
 """
 
@@ -64,9 +64,12 @@ def _summary(clone: Path) -> dict[str, Any] | None:
 
 
 def build_cache_hit(clone: Path) -> bool:
-    """Whether the latest release's Build found its virtualenv in the project's build cache."""
-    log = clone / ".rehearsal" / "runs" / "latest" / "logs" / "Build.Build.log"
-    return log.is_file() and ".venv: cached virtualenv" in log.read_text(errors="replace")
+    """Whether every build of the latest release found its virtualenv in its project's build cache."""
+    logs = clone / ".rehearsal" / "runs" / "latest" / "logs"
+    texts = [log.read_text(errors="replace") for log in logs.glob("*.log")]
+    return any("cached virtualenv" in text for text in texts) and not any(
+        "(not in the build cache" in text for text in texts
+    )
 
 
 def _one_release(processes: Processes, clone: Path, timeout: float) -> tuple[float, str]:
@@ -109,7 +112,7 @@ def measure_release(processes: Processes, runs: int, timeout: float = 300.0) -> 
                     good.not_measured = failure
                     break
                 if not build_cache_hit(clone) and not warm_ups:
-                    warm_ups.append(seconds)  # the build cache was cold: that run filled it
+                    warm_ups.append(seconds)  # a build cache was cold: that run filled it
                     continue
                 good.runs.append(seconds)
         except RuntimeError as error:
