@@ -112,7 +112,7 @@ coverage: install ## All tests with coverage; fails under 90%
 # since `make test` runs these checks itself; a release's log says when that was done.
 # The longest first: the checks are independent and run side by side, one per CPU (the tests on one;
 # lint, types and bandit on another), each one's output kept together. Under a parallel make (the
-# Build runs `make --jobs check synth package`) they share its job slots.
+# Build runs `make check synth package` with MAKEFLAGS=--jobs=2) they share its job slots.
 CHECKS ?= check-tests lint typecheck scan
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
