@@ -51,17 +51,18 @@ endif
 
 # $(call cached_venv,<requirements file>,<link>): <link> -> $(VENV_HOME)/<link>-<hash of the Python
 # version and the file>, installed from the file unless that folder is complete: a cached virtualenv
-# holds exactly what the file pins. One build at a time installs (flock); an unfinished folder is
-# redone; folders of other hashes unused for a day are removed.
+# holds exactly what the file pins. The stamp names the path it was made at (its scripts' `#!` lines
+# name it): one made elsewhere is redone, as is an unfinished one. One build at a time installs
+# (flock); folders of other hashes unused for a day are removed.
 define cached_venv
 mkdir -p $(VENV_HOME); exec 9>$(VENV_HOME)/.lock; flock 9; \
 key=$$({ $(PYTHON) -c 'import sys; print(sys.version)'; cat $(1); } | sha256sum | cut -c1-16); \
 folder=$(VENV_HOME)/$(patsubst .%,%,$(2))-$$key; \
-if test -f $$folder/.installed; then echo "$(2): cached virtualenv for $(1) ($$key)"; else \
+if test "$$(cat $$folder/.installed 2>/dev/null)" = "$$folder"; then echo "$(2): cached virtualenv for $(1) ($$key)"; else \
   echo "$(2): installing $(1) into $$folder (not in the build cache: about 2 minutes)"; \
   rm -rf $$folder; $(PYTHON) -m venv $$folder; \
   $$folder/bin/python -m pip install --quiet --disable-pip-version-check -r $(1); \
-  touch $$folder/.installed; fi; \
+  echo "$$folder" > $$folder/.installed; fi; \
 touch $$folder; ln -sfn $$folder $(2); \
 find $(VENV_HOME) -mindepth 1 -maxdepth 1 -name '$(patsubst .%,%,$(2))-*' ! -name "$${folder##*/}" -mmin +1440 -exec rm -rf {} +
 endef

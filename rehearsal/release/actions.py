@@ -23,8 +23,8 @@ from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.release.approval_inbox import DEFAULT_APPROVAL_TIMEOUT_MINUTES, ApprovalGate, ApprovalInbox
 from rehearsal.release.artifact_store import ArtifactStore
-from rehearsal.release.build_host import clean_environment, prepare_home, restore_cache
-from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
+from rehearsal.release.build_host import clean_environment, prepare_home, project_home, restore_cache
+from rehearsal.release.buildspec import BuildContext, BuildResult, Buildspec, parse_buildspec, run_build
 from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
 from rehearsal.release.fidelity import NotEmulatedLog
 from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
@@ -203,7 +203,27 @@ class ActionExecutors:
             if name != primary:
                 secondary[name] = attempt.store.copy_to(name, workspace / f"src_{name}")
         spec = _load_buildspec(project, source_dir)
-        home = self._build_home(context, project, spec, workspace)
+        with project_home(self.options.build_cache / project.logical_id, log=log) as home:
+            self._prepare_home(context, project, spec, home, source_dir)
+            result = self._run_build(context, project, spec, home, secondary)
+        for note in result.notes:  # each note starts with the buildspec key it is about
+            context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
+        if result.succeeded:
+            self._publish(action, attempt, result.exported_variables)
+            shutil.rmtree(workspace)  # kept only when the build failed, to look into
+        return Outcome(succeeded=result.succeeded, message=result.message)
+
+    def _run_build(
+        self,
+        context: ActionContext,
+        project: BuildProject,
+        spec: Buildspec,
+        home: Path,
+        secondary: dict[str, Path],
+    ) -> BuildResult:
+        action, attempt, record, log = context.action, context.attempt, context.record, context.log
+        workspace = record.workspaces / f"{action.stage}.{action.name}"
+        source_dir = workspace / "src"
         overrides = self._build_variables(context)
         cloud = self.deployer.build_environment()
         build = BuildContext(
@@ -227,29 +247,21 @@ class ActionExecutors:
         )
         # A build after a deploy action may read its environment's alarms (`make bake`).
         with self.deployer.alarms_published(log=log):
-            result = run_build(spec, build)
-        for note in result.notes:  # each note starts with the buildspec key it is about
-            context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
-        if result.succeeded:
-            self._publish(action, attempt, result.exported_variables)
-            shutil.rmtree(workspace)  # kept only when the build failed, to look into
-        return Outcome(succeeded=result.succeeded, message=result.message)
+            return run_build(spec, build)
 
-    def _build_home(
-        self, context: ActionContext, project: BuildProject, spec: Buildspec, workspace: Path
-    ) -> Path:
+    def _prepare_home(
+        self, context: ActionContext, project: BuildProject, spec: Buildspec, home: Path, source_dir: Path
+    ) -> None:
         """CodeBuild's HOME (/root) for one build: empty but for the project's cache (ADR 0058)."""
-        home = workspace / "home"
         prepare_home(home, host_home=Path.home())
         for note in restore_cache(
             project.cache,
             spec.cache_paths,
             store=self.options.build_cache / project.logical_id,
             home=home,
-            source_dir=workspace / "src",
+            source_dir=source_dir,
         ):
             context.note_not_emulated(f"buildspec {note.split()[0].rstrip(':')}", note)
-        return home
 
     def _build_variables(self, context: ActionContext) -> dict[str, str]:
         """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""

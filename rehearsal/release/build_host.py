@@ -2,8 +2,8 @@
 
 A CodeBuild build starts from its image: an empty HOME (`/root`), the image's tools, the project's
 sources, nothing of an earlier build but what the project's cache restores. Offline each build gets:
-- its own empty HOME in its workspace, and an environment without this machine's virtualenvs, caches
-  and Make state (no `.venv` of the repository on PATH, no `VIRTUAL_ENV`, `MAKEFLAGS`, ...);
+- an empty HOME at one path per project (as `/root` is on AWS), and an environment without this
+  machine's virtualenvs, caches and Make state (no repository `.venv` on PATH, no `VIRTUAL_ENV`, ...);
 - the project's `LOCAL` cache with mode `LOCAL_CUSTOM_CACHE`, as CodeBuild documents it: only
   directories, linked into the build (symlinks) before the sources arrive; a source item of the same
   name wins. Each `cache.paths` entry under `/root` (CodeBuild's HOME) lands under the build's HOME;
@@ -14,11 +14,15 @@ image, and that offline the cache is always there (on AWS a local cache is best 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TextIO
 
 CODEBUILD_HOME = PurePosixPath("/root")  # the standard images run as root (their Dockerfile has no USER)
 LOCAL_CUSTOM_CACHE = "LOCAL_CUSTOM_CACHE"
@@ -77,9 +81,26 @@ def clean_environment(base: Mapping[str, str], *, home: Path, repo: Path) -> dic
     return kept
 
 
+@contextlib.contextmanager
+def project_home(store: Path, *, log: TextIO) -> Iterator[Path]:
+    """The project's HOME, at one path for all its builds, as `/root` is on AWS: what a build installs
+    there (a virtualenv's `#!` lines) names the same path in the next build. One build of a project
+    at a time holds it; another waits (on AWS it would run beside it, on another host)."""
+    store.mkdir(parents=True, exist_ok=True)
+    with (store / "home.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.write("Waiting for the build host: another build of this project is running\n")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield store / "home"
+
+
 def prepare_home(home: Path, *, host_home: Path) -> None:
     """An empty HOME but for this machine's registry settings (where to find packages, not packages)."""
-    home.mkdir(parents=True, exist_ok=True)
+    if home.exists():
+        shutil.rmtree(home)  # the last build's HOME; the cached folders are links, kept in the store
+    home.mkdir(parents=True)
     for name in REGISTRY_SETTINGS:
         source = host_home / name
         if source.is_file():
