@@ -23,7 +23,7 @@ from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.release.approval_inbox import DEFAULT_APPROVAL_TIMEOUT_MINUTES, ApprovalGate, ApprovalInbox
 from rehearsal.release.artifact_store import ArtifactStore
-from rehearsal.release.build_host import clean_environment, prepare_home, project_home, restore_cache
+from rehearsal.release.build_host import build_host, clean_environment, prepare_home, restore_cache
 from rehearsal.release.buildspec import BuildContext, BuildResult, Buildspec, parse_buildspec, run_build
 from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
 from rehearsal.release.fidelity import NotEmulatedLog
@@ -186,7 +186,7 @@ class ActionExecutors:
         return Outcome.passed(f"commit {revision.short}")
 
     def _codebuild(self, context: ActionContext) -> Outcome:
-        action, attempt, record, log = context.action, context.attempt, context.record, context.log
+        action, attempt, record = context.action, context.attempt, context.record
         project = action.project
         if project is None:
             return Outcome.failed("ProjectName does not refer to a CodeBuild project of the pipeline stack")
@@ -203,9 +203,9 @@ class ActionExecutors:
             if name != primary:
                 secondary[name] = attempt.store.copy_to(name, workspace / f"src_{name}")
         spec = _load_buildspec(project, source_dir)
-        with project_home(self.options.build_cache / project.logical_id, log=log) as home:
-            self._prepare_home(context, project, spec, home, source_dir)
-            result = self._run_build(context, project, spec, home, secondary)
+        with build_host(self.options.build_cache / project.logical_id) as host:
+            self._prepare_home(context, project, spec, host, source_dir)
+            result = self._run_build(context, project, spec, host / "home", secondary)
         for note in result.notes:  # each note starts with the buildspec key it is about
             context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
         if result.succeeded:
@@ -250,14 +250,15 @@ class ActionExecutors:
             return run_build(spec, build)
 
     def _prepare_home(
-        self, context: ActionContext, project: BuildProject, spec: Buildspec, home: Path, source_dir: Path
+        self, context: ActionContext, project: BuildProject, spec: Buildspec, host: Path, source_dir: Path
     ) -> None:
-        """CodeBuild's HOME (/root) for one build: empty but for the project's cache (ADR 0058)."""
+        """CodeBuild's HOME (/root) for one build: empty but for the build host's cache (ADR 0058)."""
+        home = host / "home"
         prepare_home(home, host_home=Path.home())
         for note in restore_cache(
             project.cache,
             spec.cache_paths,
-            store=self.options.build_cache / project.logical_id,
+            store=host,
             home=home,
             source_dir=source_dir,
         ):

@@ -2,12 +2,13 @@
 
 A CodeBuild build starts from its image: an empty HOME (`/root`), the image's tools, the project's
 sources, nothing of an earlier build but what the project's cache restores. Offline each build gets:
-- an empty HOME at one path per project (as `/root` is on AWS), and an environment without this
-  machine's virtualenvs, caches and Make state (no repository `.venv` on PATH, no `VIRTUAL_ENV`, ...);
+- an empty HOME at one path per build host of the project (as `/root` is on AWS), an environment without
+  this machine's virtualenvs, caches and Make state (no repository `.venv` on PATH, no `VIRTUAL_ENV`...);
 - the project's `LOCAL` cache with mode `LOCAL_CUSTOM_CACHE`, as CodeBuild documents it: only
   directories, linked into the build (symlinks) before the sources arrive; a source item of the same
   name wins. Each `cache.paths` entry under `/root` (CodeBuild's HOME) lands under the build's HOME;
-  a relative one under the source folder. The cache lives per project in this machine's cache folder.
+  a relative one under the source folder. The cache lives per project and build host in this machine's
+  cache folder; builds of one project running at once use different hosts.
 What is not emulated is returned as notes: other cache modes and types, paths elsewhere in the
 image, and that offline the cache is always there (on AWS a local cache is best effort).
 """
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TextIO
 
 CODEBUILD_HOME = PurePosixPath("/root")  # the standard images run as root (their Dockerfile has no USER)
 LOCAL_CUSTOM_CACHE = "LOCAL_CUSTOM_CACHE"
@@ -82,18 +83,22 @@ def clean_environment(base: Mapping[str, str], *, home: Path, repo: Path) -> dic
 
 
 @contextlib.contextmanager
-def project_home(store: Path, *, log: TextIO) -> Iterator[Path]:
-    """The project's HOME, at one path for all its builds, as `/root` is on AWS: what a build installs
-    there (a virtualenv's `#!` lines) names the same path in the next build. One build of a project
-    at a time holds it; another waits (on AWS it would run beside it, on another host)."""
-    store.mkdir(parents=True, exist_ok=True)
-    with (store / "home.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.write("Waiting for the build host: another build of this project is running\n")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        yield store / "home"
+def build_host(project_store: Path) -> Iterator[Path]:
+    """A free build host of the project: a folder holding its HOME, at one path for every build the host
+    runs, as `/root` is on AWS (what a build installs there, such as a virtualenv's `#!` lines, names the
+    same path in the next build), and the host's local cache. Builds of one project that run at once
+    get different hosts, each with its own cache, as on AWS ("available to that build host only")."""
+    project_store.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        host = project_store / f"host-{number}"
+        host.mkdir(exist_ok=True)
+        with (host / "lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # busy: the next host
+            yield host
+            return
 
 
 def prepare_home(home: Path, *, host_home: Path) -> None:

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.release.build_host import ProjectCache, cache_folders, clean_environment, restore_cache
+from rehearsal.release.build_host import (
+    ProjectCache,
+    build_host,
+    cache_folders,
+    clean_environment,
+    restore_cache,
+)
 from rehearsal.release.build_image import RuntimeVersionError, resolve_version
 from rehearsal.release.buildspec import BuildContext, parse_buildspec, real_timeout_seconds, run_build
 
@@ -171,3 +177,10 @@ def test_a_build_whose_bake_outlasts_its_timeout_times_out_saying_so(tmp_path: P
         "its 2-minute bake counted at full length"
     )
     assert time.monotonic() - started < 10
+
+
+def test_builds_of_one_project_at_once_get_different_hosts_and_a_later_one_the_first(tmp_path: Path) -> None:
+    with build_host(tmp_path / "Project") as first, build_host(tmp_path / "Project") as second:
+        assert (first.name, second.name) == ("host-1", "host-2")
+    with build_host(tmp_path / "Project") as later:
+        assert later == first

@@ -92,7 +92,7 @@ def test_a_build_runs_with_its_own_empty_home(repo: Path) -> None:
     synth = summary_of(repo)["stages"][1]["actions"][0]
     log = Path(synth["log"]).read_text()
     assert f"home={Path.home()}\n" not in log
-    assert "/build-cache/BuildSynthProject/home" in log
+    assert "/build-cache/BuildSynthProject/host-1/home" in log
 
 
 def test_a_project_buildspec_is_read_from_the_source_with_secondary_inputs_beside_it(repo: Path) -> None:
