@@ -20,6 +20,10 @@ export SAM_CLI_TELEMETRY := 0
 export MYPY_CACHE_DIR ?= $(HOME)/.cache/mypy/serverless-release-pipeline
 
 PY_STAMP := $(VENV)/.installed
+# In a build (CodeBuild, or a rehearsal's build) the virtualenvs live in VENV_HOME, outside the source:
+# CodeBuild's source folder changes with every build and a virtualenv embeds its own absolute path.
+# The project's local cache keeps VENV_HOME between builds (buildspecs/*.yml `cache`, ADR 0058).
+VENV_HOME ?= $(if $(CODEBUILD_BUILD_ID),$(HOME)/.cache/venvs)
 NODE_STAMP := node_modules/.installed
 CODE := pipeline service/src rehearsal
 
@@ -32,12 +36,36 @@ help: ## List the targets
 .PHONY: install
 install: $(PY_STAMP) $(NODE_STAMP) ## Create .venv with pinned Python deps, Node 24 and the pinned CDK CLI
 
-$(PY_STAMP): requirements.txt
+# Outside a build the stamp is remade when requirements.txt changes. In a build .venv links to a
+# cached virtualenv named after a hash of that file, complete when its stamp is there: no prerequisite.
+$(PY_STAMP): $(if $(VENV_HOME),,requirements.txt)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: install it or run make PYTHON=python3.X")'
+ifneq ($(VENV_HOME),)
+	@$(call cached_venv,requirements.txt,$(VENV))
+else
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing pinned Python dependencies into $(VENV) (first run: about 2 minutes)"
 	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
+endif
+
+# $(call cached_venv,<requirements file>,<link>): <link> -> $(VENV_HOME)/<link>-<hash of the Python
+# version and the file>, installed from the file unless that folder is complete: a cached virtualenv
+# holds exactly what the file pins. The stamp names the path it was made at (its scripts' `#!` lines
+# name it): one made elsewhere is redone, as is an unfinished one. One build at a time installs
+# (flock); folders of other hashes unused for a day are removed.
+define cached_venv
+mkdir -p $(VENV_HOME); exec 9>$(VENV_HOME)/.lock; flock 9; \
+key=$$({ $(PYTHON) -c 'import sys; print(sys.version)'; cat $(1); } | sha256sum | cut -c1-16); \
+folder=$(VENV_HOME)/$(patsubst .%,%,$(2))-$$key; \
+if test "$$(cat $$folder/.installed 2>/dev/null)" = "$$folder"; then echo "$(2): cached virtualenv for $(1) ($$key)"; else \
+  echo "$(2): installing $(1) into $$folder (not in the build cache: about 2 minutes)"; \
+  rm -rf $$folder; $(PYTHON) -m venv $$folder; \
+  $$folder/bin/python -m pip install --quiet --disable-pip-version-check -r $(1); \
+  echo "$$folder" > $$folder/.installed; fi; \
+touch $$folder; ln -sfn $$folder $(2); \
+find $(VENV_HOME) -mindepth 1 -maxdepth 1 -name '$(patsubst .%,%,$(2))-*' ! -name "$${folder##*/}" -mmin +1440 -exec rm -rf {} +
+endef
 
 $(NODE_STAMP): package-lock.json $(PY_STAMP)
 	@echo "Installing the pinned AWS CDK CLI with Node $$(node --version 2>/dev/null)"
@@ -88,11 +116,15 @@ coverage: install ## All tests with coverage, on every core; fails under 90%
 # What `make check` runs: everything, in the pipeline and in `make release`. The rehearsal's own
 # release tests (tests/rehearsal/test_release_offline.py) run the real Build with CHECKS= (empty),
 # since `make test` runs these checks itself; a release's log says when that was done.
-CHECKS ?= lint typecheck scan check-tests
+# The longest first: the checks are independent and run side by side, one per CPU (the tests on one;
+# lint, types and bandit on another), each one's output kept together. Under a parallel make (the
+# Build runs `make check synth package` with MAKEFLAGS=--jobs=2) they share its job slots.
+CHECKS ?= check-tests lint typecheck scan
+CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: check
-check: install $(CHECKS) ## What the pipeline's Build runs: checks, unit and infra tests (coverage >= 90%)
-	@test -n "$(strip $(CHECKS))" || echo "make check: CHECKS is empty, so no checks ran (release tests only)"
+check: install ## What the pipeline's Build runs: checks, unit and infra tests (coverage >= 90%)
+	@$(if $(strip $(CHECKS)),$(MAKE) $(if $(findstring jobserver,$(MAKEFLAGS)),,--jobs=$(CHECK_JOBS)) --output-sync=target $(CHECKS),echo "make check: CHECKS is empty, so no checks ran (release tests only)")
 
 # tests/infra/test_another_team.py reruns the infra tests on a copy of the repository: make test runs it,
 # make check (and so the pipeline's Build, and that copy) leaves it out.
@@ -120,11 +152,15 @@ TEST_VENV := .venv-integration
 TEST_STAMP := $(TEST_VENV)/.installed
 TEST_PYTEST = $$(test -f $(PY_STAMP) && echo $(BIN)/pytest || echo $(CURDIR)/$(TEST_VENV)/bin/pytest)
 
-$(TEST_STAMP): requirements-integration.txt
+$(TEST_STAMP): $(if $(VENV_HOME),,requirements-integration.txt)
+ifneq ($(VENV_HOME),)
+	@$(call cached_venv,requirements-integration.txt,$(TEST_VENV))
+else
 	@test -x $(TEST_VENV)/bin/python || $(PYTHON) -m venv $(TEST_VENV)
 	@echo "Installing the integration tests' pinned dependencies into $(TEST_VENV)"
 	@$(TEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-integration.txt
 	@touch $@
+endif
 
 .PHONY: install-integration
 install-integration: ## Install only what tests/integration needs (the full .venv, when present, is used instead)

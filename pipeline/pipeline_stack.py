@@ -188,6 +188,8 @@ class PipelineStack(Stack):
             },
             # The tests, then the bake (ADR 0018).
             timeout_minutes=20 + environment.bake_minutes,
+            # Keeps the tests' virtualenv and pip's cache between builds on one host (ADR 0058).
+            cache=codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM),
             # The build reaches the environment only through its TestRole (ADR 0017).
             policy_statements=[assume_test_role_statement(environment)],
         )

@@ -18,23 +18,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from rehearsal.alarms.evaluator import AlarmEvidence
 from rehearsal.base.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from rehearsal.base.clock import timestamp
 from rehearsal.base.errors import UserError
 from rehearsal.base.layout import StateLayout
 from rehearsal.release.approval_inbox import DEFAULT_APPROVAL_TIMEOUT_MINUTES, ApprovalGate, ApprovalInbox
 from rehearsal.release.artifact_store import ArtifactStore
-from rehearsal.release.buildspec import BuildContext, Buildspec, parse_buildspec, run_build
+from rehearsal.release.build_host import build_host, clean_environment, prepare_home, restore_cache
+from rehearsal.release.buildspec import BuildContext, BuildResult, Buildspec, parse_buildspec, run_build
 from rehearsal.release.deploy_port import Deployer, DeployRequest, Outcome
 from rehearsal.release.fidelity import NotEmulatedLog
 from rehearsal.release.pipeline_model import Action, BuildProject, PipelineModel, load_pipeline
 from rehearsal.release.run_record import ApprovalEntry, EnvironmentRecord, Progress, ReleaseState, RunRecord
 from rehearsal.release.source import SourceRevision, snapshot
+from rehearsal.runtime.sandbox import machine_cache
 
-# The offline build image: builds use this machine's installed tools, linked into each workspace.
-TOOL_FOLDERS = (".venv", "node_modules")
-# Snapshot files get one old mtime, so Make never thinks the linked tools are older than the source.
+# Snapshot files get one fixed mtime: the same commit gives the same snapshot, older than any output.
 SNAPSHOT_MTIME = 946684800  # 2000-01-01
+# The first, offline `make deploy` is the developer's: it uses the repository's own tools.
+DEVELOPER_TOOLS = (".venv", "node_modules")
+# A wait inside a build that lasts pipeline minutes (`make bake`), compressed offline (ADR 0060).
+COMPRESSED_WAIT_VARIABLE = "BAKE_MINUTES"
 _VARIABLE = re.compile(r"#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}")
 
 
@@ -49,6 +54,8 @@ class ReleaseOptions:
     out: TextIO | None = None
     stack_name: str | None = None
     max_restarts: int = 2
+    # Each CodeBuild project's local cache, kept across runs and repositories (ADR 0058).
+    build_cache: Path = field(default_factory=lambda: machine_cache() / "build-cache")
 
 
 class PipelineChanged(Exception):
@@ -181,7 +188,7 @@ class ActionExecutors:
         return Outcome.passed(f"commit {revision.short}")
 
     def _codebuild(self, context: ActionContext) -> Outcome:
-        action, attempt, record, log = context.action, context.attempt, context.record, context.log
+        action, attempt, record = context.action, context.attempt, context.record
         project = action.project
         if project is None:
             return Outcome.failed("ProjectName does not refer to a CodeBuild project of the pipeline stack")
@@ -197,27 +204,10 @@ class ActionExecutors:
         for name in action.input_artifacts:
             if name != primary:
                 secondary[name] = attempt.store.copy_to(name, workspace / f"src_{name}")
-        self.link_tools(source_dir)
         spec = _load_buildspec(project, source_dir)
-        overrides = self._build_variables(context)
-        build_number = attempt.next_build_number()
-        build = BuildContext(
-            source_dir=source_dir,
-            base_environment=build_base_environment(os.environ, self._build_cloud(context)),
-            overrides=overrides,
-            log=log,
-            work_dir=workspace / "tmp",
-            build_id=f"{project.logical_id}:{record.run_id}",
-            build_number=build_number,
-            source_version=self.options.revision.commit,
-            secondary_sources=secondary,
-            output_artifacts={name: attempt.store.create(name) for name in action.output_artifacts},
-            reports_dir=record.reports / f"{action.stage}.{action.name}",
-            timeout_seconds=project.timeout_minutes * 60,
-        )
-        # A build after a deploy action may read its environment's alarms (`make bake`).
-        with self.deployer.alarms_published(log=log) as evidence:
-            result = run_build(spec, build)
+        with build_host(self.options.build_cache / project.logical_id) as host:
+            self._prepare_home(context, project, spec, host, source_dir)
+            result, evidence = self._run_build(context, project, spec, host / "home", secondary)
         for note in result.notes:  # each note starts with the buildspec key it is about
             context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
         if result.succeeded:
@@ -240,6 +230,57 @@ class ActionExecutors:
         context.log.write(f"AWS calls of this build reach account {place.account_id} in {place.region}\n")
         return self.deployer.build_environment(place)
 
+    def _run_build(
+        self,
+        context: ActionContext,
+        project: BuildProject,
+        spec: Buildspec,
+        home: Path,
+        secondary: dict[str, Path],
+    ) -> tuple[BuildResult, tuple[AlarmEvidence, ...]]:
+        action, attempt, record, log = context.action, context.attempt, context.record, context.log
+        workspace = record.workspaces / f"{action.stage}.{action.name}"
+        source_dir = workspace / "src"
+        overrides = self._build_variables(context)
+        cloud = self._build_cloud(context)
+        build = BuildContext(
+            source_dir=source_dir,
+            base_environment=clean_environment(
+                build_base_environment(os.environ, cloud), home=home, repo=self.options.repo
+            ),
+            overrides=overrides,
+            log=log,
+            work_dir=workspace / "tmp",
+            build_id=f"{project.logical_id}:{record.run_id}",
+            build_number=attempt.next_build_number(),
+            source_version=self.options.revision.commit,
+            secondary_sources=secondary,
+            output_artifacts={name: attempt.store.create(name) for name in action.output_artifacts},
+            reports_dir=record.reports / f"{action.stage}.{action.name}",
+            timeout_seconds=project.timeout_minutes * 60,
+            compressed_minutes=_number(overrides.get(COMPRESSED_WAIT_VARIABLE, "0")),
+            minute_seconds=_number(cloud.get("PIPELINE_MINUTE_SECONDS", "60")),
+            image=project.image,
+        )
+        # A build after a deploy action may read its environment's alarms (`make bake`).
+        with self.deployer.alarms_published(log=log) as evidence:
+            return run_build(spec, build), tuple(evidence)
+
+    def _prepare_home(
+        self, context: ActionContext, project: BuildProject, spec: Buildspec, host: Path, source_dir: Path
+    ) -> None:
+        """CodeBuild's HOME (/root) for one build: empty but for the build host's cache (ADR 0058)."""
+        home = host / "home"
+        prepare_home(home, host_home=Path.home())
+        for note in restore_cache(
+            project.cache,
+            spec.cache_paths,
+            store=host,
+            home=home,
+            source_dir=source_dir,
+        ):
+            context.note_not_emulated(f"buildspec {note.split()[0].rstrip(':')}", note)
+
     def _build_variables(self, context: ActionContext) -> dict[str, str]:
         """Project, then action (start-build) variables; SSM and Secrets Manager ones need a stand-in."""
         action, attempt = context.action, context.attempt
@@ -261,7 +302,8 @@ class ActionExecutors:
         return overrides
 
     def link_tools(self, source_dir: Path) -> None:
-        for name in TOOL_FOLDERS:
+        """The offline `make deploy` runs on the developer's machine, with its tools (never a build)."""
+        for name in DEVELOPER_TOOLS:
             tool = self.options.repo / name
             if tool.exists() and not (source_dir / name).exists():
                 (source_dir / name).symlink_to(tool.resolve())
@@ -434,6 +476,13 @@ def source_variables(revision: SourceRevision, configuration: Mapping[str, str])
         "CommitMessage": revision.message,
         "ConnectionArn": configuration.get("ConnectionArn", ""),
     }
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _load_buildspec(project: BuildProject, source_dir: Path) -> Buildspec:

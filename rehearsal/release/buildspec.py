@@ -11,7 +11,13 @@ What is emulated, as CodeBuild documents it:
 - artifacts are always attempted, even after a failed phase; `reports` files are collected;
 - precedence of variables: start-build (the action's) > project > buildspec `env.variables`.
 
-What cannot be emulated is said in `BuildResult.notes` (runtime-versions, cache, run-as, ...).
+- `runtime-versions` are checked against what the project's image preinstalls (`build_image.py`): one
+  it lacks fails INSTALL with one line; the machine's tool for a selected version goes first on PATH;
+- `TimeoutInMinutes` in real time, except that a wait the build declares in pipeline minutes (the
+  bake, `BAKE_MINUTES`), which runs compressed offline, counts at its full length (ADR 0060);
+- `cache.paths` are handed to the runner, which restores the project's cache (`build_host.py`).
+
+What cannot be emulated is said in `BuildResult.notes` (run-as, proxy, a runtime this machine lacks, ...).
 """
 
 from __future__ import annotations
@@ -35,16 +41,17 @@ import yaml
 
 from rehearsal.base.errors import UserError
 from rehearsal.release.artifact_store import copy_matching_files
+from rehearsal.release.build_image import RuntimeVersionError, select_runtimes
 from rehearsal.release.build_shell import phase_script, read_env_dump, read_status
 
 PHASES = ("install", "pre_build", "build", "post_build")
 _BASH = shutil.which("bash") or "/bin/bash"
 TIMED_OUT = -1  # a PhaseResult's exit status when the build's timeout stopped the phase
+RUNTIME_REFUSED = -2  # ... when the image does not offer a runtime version the phase selects
 _IGNORED_TOP_LEVEL = {
     "run-as": "run-as is ignored: commands run as the current user",
     "proxy": "proxy settings are ignored offline",
     "batch": "batch builds are not emulated: the build runs once",
-    "cache": "cache is ignored offline: every build starts from its input artifacts",
 }
 
 
@@ -84,6 +91,7 @@ class Buildspec:
     secondary_artifacts: Mapping[str, FileSet]
     reports: Mapping[str, FileSet]
     notes: tuple[str, ...]
+    cache_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,10 @@ class BuildContext:
     reports_dir: Path | None = None
     # The project's `TimeoutInMinutes`, in real seconds: commands run in real time, never compressed.
     timeout_seconds: float = 60 * 60
+    # Pipeline minutes the build waits compressed (`make bake`), and how long a pipeline minute lasts here.
+    compressed_minutes: float = 0.0
+    minute_seconds: float = 60.0
+    image: str = ""  # the project's image: what `runtime-versions` may select
 
 
 def parse_buildspec(document: str | Mapping[str, Any]) -> Buildspec:
@@ -140,6 +152,8 @@ def parse_buildspec(document: str | Mapping[str, Any]) -> Buildspec:
         notes.append(f"env.shell {shell} is not available offline: commands run in bash")
     if "git-credential-helper" in env:
         notes.append("env.git-credential-helper is ignored: the source is a snapshot, not a clone")
+    cache = _mapping(_section(data, "cache"), "cache")
+    notes += [f"cache.{key} is ignored offline: a local cache has no keys" for key in cache if key != "paths"]
     artifacts = _mapping(_section(data, "artifacts"), "artifacts")
     secondary = _mapping(artifacts.get("secondary-artifacts") or {}, "artifacts.secondary-artifacts")
     return Buildspec(
@@ -159,6 +173,7 @@ def parse_buildspec(document: str | Mapping[str, Any]) -> Buildspec:
             for k, v in _mapping(data.get("reports") or {}, "reports").items()
         },
         notes=tuple(notes),
+        cache_paths=tuple(str(p) for p in cache.get("paths") or ()),
     )
 
 
@@ -168,9 +183,8 @@ def _parse_phase(name: str, data: Mapping[str, Any], notes: list[str]) -> Phase:
     if on_failure is not None and str(on_failure).upper() not in ("ABORT", "CONTINUE"):
         raise BuildspecError(f"phases.{name}.on-failure is {on_failure}: use ABORT or CONTINUE")
     runtimes = {str(k): _scalar(v) for k, v in _mapping(phase.get("runtime-versions") or {}, "rv").items()}
-    if runtimes:
-        listed = ", ".join(f"{k} {v}" for k, v in runtimes.items())
-        notes.append(f"runtime-versions ({listed}) noted: offline builds use this machine's tools")
+    if runtimes and name != "install":
+        raise BuildspecError(f"phases.{name}.runtime-versions: runtime-versions belongs to phases.install")
     if "run-as" in phase:
         notes.append(f"phases.{name}.run-as is ignored: commands run as the current user")
     return Phase(
@@ -234,14 +248,18 @@ def run_build(spec: Buildspec, context: BuildContext) -> BuildResult:
     results: list[PhaseResult] = []
     succeeded = True
     skip_rest = False
-    deadline = time.monotonic() + context.timeout_seconds
+    deadline = time.monotonic() + real_timeout_seconds(context)
     for phase in spec.phases:
         if skip_rest:
             break
-        if not phase.commands and not phase.finally_commands:
+        if not phase.commands and not phase.finally_commands and not phase.runtime_versions:
             continue
         _say(log, f"Entering phase {phase.name.upper()}")
-        result, environment, cwd = _run_phase(phase, environment, cwd, context, deadline)
+        refusal = _select_runtimes(phase, environment, context, notes)
+        if refusal is not None:
+            result = refusal
+        else:
+            result, environment, cwd = _run_phase(phase, environment, cwd, context, deadline)
         results.append(result)
         _say(
             log,
@@ -255,22 +273,62 @@ def run_build(spec: Buildspec, context: BuildContext) -> BuildResult:
     exported = {name: environment.get(name, "") for name in spec.exported_variables}
     artifact_errors = _upload_artifacts(spec, context, build_succeeded=succeeded)
     _collect_reports(spec, context)
-    failed = next((r for r in results if not r.succeeded), None)
+    message = _build_message(next((r for r in results if not r.succeeded), None), artifact_errors, context)
+    return BuildResult(succeeded and not artifact_errors, results, exported, notes, message)
+
+
+def _build_message(failed: PhaseResult | None, artifact_errors: list[str], context: BuildContext) -> str:
     if failed is not None and failed.exit_status == TIMED_OUT:
-        minutes = context.timeout_seconds / 60
-        message = (
-            f"build timed out in phase {failed.name.upper()} after {minutes:g} minutes (TimeoutInMinutes)"
-        )
-    elif failed is not None:
-        message = (
+        return f"build timed out in phase {failed.name.upper()} after {_timeout_text(context)}"
+    if failed is not None and failed.exit_status == RUNTIME_REFUSED:
+        return f"phase {failed.name.upper()} failed: {failed.failed_command}"
+    if failed is not None:
+        return (
             f"phase {failed.name.upper()} failed: command `{failed.failed_command}` "
             f"exited with status {failed.exit_status}"
         )
-    elif artifact_errors:
-        message = "; ".join(artifact_errors)
-    else:
-        message = "build succeeded"
-    return BuildResult(succeeded and not artifact_errors, results, exported, notes, message)
+    if artifact_errors:
+        return "; ".join(artifact_errors)
+    return "build succeeded"
+
+
+def real_timeout_seconds(context: BuildContext) -> float:
+    """`TimeoutInMinutes` in real seconds, with the build's compressed waits counted at full length.
+
+    On AWS the build times out when its commands' real time plus its waits pass the timeout; offline a
+    wait of W pipeline minutes lasts W x minute_seconds, so the commands get (T - W) real minutes.
+    """
+    waits = max(0.0, context.compressed_minutes)
+    commands = max(0.0, context.timeout_seconds - waits * 60)
+    return commands + min(waits * 60, context.timeout_seconds) * context.minute_seconds / 60
+
+
+def _timeout_text(context: BuildContext) -> str:
+    text = f"{context.timeout_seconds / 60:g} minutes (TimeoutInMinutes)"
+    if context.compressed_minutes > 0:
+        text += f", its {context.compressed_minutes:g}-minute bake counted at full length"
+    return text
+
+
+def _select_runtimes(
+    phase: Phase, environment: dict[str, str], context: BuildContext, notes: list[str]
+) -> PhaseResult | None:
+    """Select the phase's `runtime-versions` as the image would; a refusal is the phase's failure."""
+    if not phase.runtime_versions:
+        return None
+    try:
+        selected = select_runtimes(context.image, phase.runtime_versions, path=environment.get("PATH"))
+    except RuntimeVersionError as error:
+        _say(context.log, str(error))
+        return PhaseResult(phase.name, False, str(error), RUNTIME_REFUSED)
+    for runtime in selected:
+        _say(context.log, f"Selecting {runtime.name} runtime version {runtime.version} of {context.image}")
+        if runtime.bin_dir is not None:
+            environment["PATH"] = os.pathsep.join((str(runtime.bin_dir), environment.get("PATH", "")))
+        if runtime.note is not None:
+            notes.append(f"runtime-versions {runtime.note}")
+            _say(context.log, f"Note: runtime-versions {runtime.note}")
+    return None
 
 
 def _stops_after_failure(phase: Phase) -> bool:

@@ -25,6 +25,7 @@ import yaml
 from rehearsal.base.aws import DEFAULT_PLACE, AccountRegion, account_of_arn, place_of_cdk_environment
 from rehearsal.base.errors import UserError
 from rehearsal.cloud.intrinsics import IntrinsicResolver
+from rehearsal.release.build_host import ProjectCache
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class BuildProject:
     image: str
     description: str = ""
     timeout_minutes: int = 60  # `TimeoutInMinutes`; CodeBuild's default is 60
+    cache: ProjectCache = field(default_factory=ProjectCache)  # `Cache`; none by default
 
 
 @dataclass(frozen=True)
@@ -542,6 +544,10 @@ def _build_project(logical_id: str, resolver: IntrinsicResolver) -> BuildProject
         image=resolver.text(environment.get("Image", "")),
         description=resolver.text(properties.get("Description", "")),
         timeout_minutes=int(resolver.text(properties.get("TimeoutInMinutes", 60))),
+        cache=ProjectCache(
+            type=resolver.text((properties.get("Cache") or {}).get("Type", "NO_CACHE")),
+            modes=tuple(resolver.text(m) for m in (properties.get("Cache") or {}).get("Modes") or ()),
+        ),
     )
 
 

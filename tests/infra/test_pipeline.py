@@ -16,7 +16,8 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Match, Template
 
 from pipeline.app import STACK_ID
-from pipeline.buildspec_step import BUILDSPEC_DIR
+from pipeline.buildspec_step import BUILD_IMAGE, BUILDSPEC_DIR
+from rehearsal.release.build_image import resolve_version
 from tests.infra.conftest import (
     FIXTURE_CONTEXT,
     PIPELINE_ACCOUNT,
@@ -201,6 +202,23 @@ def test_codebuild_projects_use_the_pinned_image_and_the_artifact_key(template: 
             "EncryptionKey": {"Fn::GetAtt": [Match.string_like_regexp("ArtifactsKey"), "Arn"]},
         },
     )
+
+
+def test_every_codebuild_project_keeps_its_buildspecs_cache_paths_in_a_local_custom_cache(
+    template_json: dict[str, Any],
+) -> None:
+    local_custom = {"Type": "LOCAL", "Modes": ["LOCAL_CUSTOM_CACHE"]}
+    for logical_id, project in _projects(template_json).items():
+        assert project["Properties"]["Cache"] == local_custom, logical_id
+        spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
+        assert "/root/.cache/venvs/**/*" in spec["cache"]["paths"], logical_id
+
+
+@pytest.mark.parametrize("buildspec_file", ["build.yml", "integration.yml", "smoke.yml"])
+def test_buildspecs_select_runtime_versions_the_pinned_image_preinstalls(buildspec_file: str) -> None:
+    spec = yaml.safe_load((BUILDSPEC_DIR / buildspec_file).read_text())
+    for name, version in spec["phases"]["install"]["runtime-versions"].items():
+        assert resolve_version(BUILD_IMAGE.image_id, name, str(version)) == str(version)
 
 
 # ---------------------------------------------------------------- deployments

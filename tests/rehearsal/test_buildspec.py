@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from rehearsal.release.buildspec import BuildContext, BuildResult, BuildspecError, parse_buildspec, run_build
+from rehearsal.runtime.sandbox import find_interpreter
 
 
 def build(tmp_path: Path, spec: dict[str, Any], **context: Any) -> tuple[BuildResult, str]:
@@ -223,18 +224,70 @@ def test_parameter_store_values_cannot_be_read_offline_unless_the_shell_stands_i
 def test_what_cannot_be_emulated_offline_is_said_in_notes(tmp_path: Path) -> None:
     spec = {
         "env": {"shell": "pwsh", "git-credential-helper": "yes"},
-        "cache": {"paths": ["/root/.cache/pip/**/*"]},
-        "phases": {"install": {"runtime-versions": {"python": 3.13}, "run-as": "root", "commands": ["true"]}},
+        "cache": {"paths": ["/root/.cache/pip/**/*"], "key": "pip-v1"},
+        "phases": {"install": {"run-as": "root", "commands": ["true"]}},
     }
 
     result, log = build(tmp_path, spec)
 
     notes = " | ".join(result.notes)
-    assert "runtime-versions (python 3.13) noted" in notes
-    assert "cache is ignored offline" in notes
+    assert "cache.key is ignored offline" in notes
     assert "pwsh is not available offline" in notes
     assert "run-as is ignored" in notes
     assert "git-credential-helper is ignored" in notes
+
+
+def test_cache_paths_are_read_for_the_runner(tmp_path: Path) -> None:
+    spec = parse_buildspec({"version": 0.2, "cache": {"paths": ["/root/.npm/**/*", "vendor"]}})
+
+    assert spec.cache_paths == ("/root/.npm/**/*", "vendor")
+
+
+def test_a_runtime_version_the_image_lacks_fails_install_with_one_line(tmp_path: Path) -> None:
+    spec = {"phases": {"install": {"runtime-versions": {"nodejs": 16}, "commands": ["echo installed"]}}}
+
+    result, log = build(tmp_path, spec, image="aws/codebuild/standard:7.0")
+
+    assert not result.succeeded
+    assert result.message == (
+        "phase INSTALL failed: runtime-versions: nodejs 16 is not preinstalled in aws/codebuild/standard:7.0 "
+        "(it has 24, 22, 20, 18); CodeBuild would download it as a custom runtime version, which a "
+        "rehearsal cannot: pick one of those"
+    )
+    assert "Running command echo installed" not in log
+
+
+def test_runtime_versions_on_an_image_without_a_runtime_table_fail_closed(tmp_path: Path) -> None:
+    spec = {"phases": {"install": {"runtime-versions": {"python": "3.13"}, "commands": ["true"]}}}
+
+    result, _ = build(tmp_path, spec, image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/builder:1")
+
+    assert not result.succeeded
+    assert "is not in the runtime table (rehearsal/release/build_image.py)" in result.message
+
+
+def test_a_selected_python_version_this_machine_has_comes_first_on_path(tmp_path: Path) -> None:
+    machine = find_interpreter("python3.13")
+    spec = {
+        "phases": {"install": {"runtime-versions": {"python": "3.13"}, "commands": ['echo "path=$PATH"']}}
+    }
+
+    result, log = build(tmp_path, spec, image="aws/codebuild/standard:7.0")
+
+    assert result.succeeded, result.message
+    if machine.exact:
+        assert f"path={machine.path.parent}:/usr/bin:/bin" in log
+        assert not any("runtime-versions" in note for note in result.notes)
+    else:  # the machine's fallback runs, and the run says so
+        assert "path=/usr/bin:/bin" in log
+        assert (
+            f"runtime-versions python 3.13: not on this machine; python{machine.version} runs" in result.notes
+        )
+
+
+def test_runtime_versions_outside_the_install_phase_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(BuildspecError, match="belongs to phases.install"):
+        parse_buildspec({"version": 0.2, "phases": {"build": {"runtime-versions": {"python": "3.13"}}}})
 
 
 def test_a_command_that_ends_the_shell_fails_its_phase_with_its_status(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_a_cloudformation_update_of_the_pipeline_stack_is_self_mutation_too(repo
     assert all(r.stack_name != "OrdersPipeline" for r in deployer.requests)
 
 
-def test_builds_use_this_machines_tools_linked_into_their_workspace(repo: Path) -> None:
+def test_a_build_does_not_see_the_repositorys_virtualenv(repo: Path) -> None:
     (repo / ".venv").mkdir()
     (repo / ".venv" / "marker").write_text("tools of this machine\n")
     makefile = (
@@ -71,7 +71,28 @@ def test_builds_use_this_machines_tools_linked_into_their_workspace(repo: Path) 
     run_release(repo, InMemoryDeployer())
 
     synth = summary_of(repo)["stages"][1]["actions"][0]
-    assert "tools of this machine" in Path(synth["log"]).read_text()
+    log = Path(synth["log"]).read_text()
+    assert synth["state"] == "Failed"
+    assert ".venv/marker: No such file or directory" in log
+    assert "tools of this machine" not in log
+
+
+def test_a_build_runs_with_its_own_empty_home(repo: Path) -> None:
+    makefile = (
+        (repo / "Makefile")
+        .read_text()
+        .replace(
+            "\tcp service.txt package/\n", '\tcp service.txt package/\n\techo "home=$$HOME"; ls -A "$$HOME"\n'
+        )
+    )
+    commit(repo, "show home", {"Makefile": makefile})
+
+    run_release(repo, InMemoryDeployer())
+
+    synth = summary_of(repo)["stages"][1]["actions"][0]
+    log = Path(synth["log"]).read_text()
+    assert f"home={Path.home()}\n" not in log
+    assert "/build-cache/BuildSynthProject/host-1/home" in log
 
 
 def test_a_project_buildspec_is_read_from_the_source_with_secondary_inputs_beside_it(repo: Path) -> None:

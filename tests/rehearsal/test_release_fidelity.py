@@ -203,14 +203,15 @@ def test_what_was_not_emulated_is_in_the_summary_and_printed_at_the_end(repo: Pa
 
     facts = summary_of(repo)["not_emulated"]
     assert {
-        "what": "buildspec cache",
+        "what": "buildspec cache.paths",
         "where": "Staging/IntegrationTests",
-        "why": "cache is ignored offline: every build starts from its input artifacts",
+        "why": "cache.paths are not restored: the project's cache is NO_CACHE; CodeBuild uses cache.paths "
+        "only with a local custom or an S3 cache",
     } in facts
     assert any(f["what"] == "CodeStarSourceConnection connection" for f in facts)
     end = out.getvalue().split("Release ")[-1]
     assert f"not emulated ({len(facts)}):" in end
-    assert "buildspec cache at Staging/IntegrationTests: cache is ignored offline" in end
+    assert "buildspec cache.paths at Staging/IntegrationTests: cache.paths are not restored" in end
 
 
 def test_without_restart_on_update_a_pipeline_change_cancels_the_release_and_the_next_one_runs_it(

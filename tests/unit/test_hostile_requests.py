@@ -65,7 +65,10 @@ def test_json_nested_deeper_than_the_parser_recursion_limit_gets_400(aws: None) 
     deep = "[" * 8000 + "]" * 8000  # 16,000 bytes: under the 16 KiB limit
     response = _submit(deep, headers={"Content-Type": "application/json"})
     assert response["statusCode"] == 400
-    assert json.loads(response["body"])["message"] == "Request body is not valid JSON"
+    # Python 3.11's parser refuses this depth; 3.13's (the functions' runtime, and the Build's since
+    # builds select the buildspec's runtime-versions) parses it and validation refuses the list.
+    refusals = {"Request body is not valid JSON", "Request body is invalid"}
+    assert json.loads(response["body"])["message"] in refusals
 
 
 @pytest.mark.parametrize("body", ["not base64 at all!", base64.b64encode(b"\xff\xfe{}").decode()])
