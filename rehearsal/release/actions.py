@@ -264,7 +264,8 @@ class ActionExecutors:
         )
         # A build after a deploy action may read its environment's alarms (`make bake`).
         with self.deployer.alarms_published(log=log) as evidence:
-            return run_build(spec, build), tuple(evidence)
+            result = run_build(spec, build)
+        return result, tuple(evidence)  # the evidence is filled when the alarms' publication ends
 
     def _prepare_home(
         self, context: ActionContext, project: BuildProject, spec: Buildspec, host: Path, source_dir: Path
