@@ -157,19 +157,23 @@ def _name(fault: Fault) -> str:
 def releases(
     good_release: GoodRelease, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Future[Any]]]:
-    """Every fault, and the killed release, started at once; each test waits for the one it reads."""
+    """Every fault, and the killed release, queued at once; each test waits for the one it reads.
+
+    The killed release goes last: its deadline for the canary's first step counts its Build, and by
+    then the faults' Builds have filled each build host's cache (a cold one installs the Build's
+    virtualenv first, minutes under this load; ADR 0058)."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads forked mid-run
     futures: dict[str, Future[Any]] = {}
     copies = []
     with ProcessPoolExecutor(max_workers=PARALLEL_RELEASES, mp_context=context) as pool:
         with released_for_tests():  # the releasing processes start outside coverage, as their children
-            copy = copy_released_project(good_release.repo, tmp_path_factory.mktemp("killed"))
-            copies.append(copy)
-            futures["killed"] = pool.submit(kill_a_release_mid_canary, copy)
             for fault in FAULTS:
                 copy = copy_released_project(good_release.repo, tmp_path_factory.mktemp(_name(fault)))
                 copies.append(copy)
                 futures[fault.name] = pool.submit(release_fault, copy, fault)
+            copy = copy_released_project(good_release.repo, tmp_path_factory.mktemp("killed"))
+            copies.append(copy)
+            futures["killed"] = pool.submit(kill_a_release_mid_canary, copy)
         yield futures
     for copy in copies:
         shutil.rmtree(copy, ignore_errors=True)
