@@ -1,19 +1,27 @@
-"""A good release end to end (`python -m rehearsal release`, APPROVE=auto) on a throw-away copy.
+"""Releases end to end (`python -m rehearsal release`, APPROVE=auto) on a throw-away copy.
 
 The working tree (not only HEAD: the rehearsal is being finished in it) is copied to a temporary
 folder with its file times kept, `.venv` and `node_modules` linked rather than copied, and
 committed as one commit there, so the release sees a clean tree and the shared checkout's
 `.rehearsal/` state is never touched. The links serve the rehearsal itself and the first offline
 `make deploy` (the developer's machine); the release's builds never see them: each runs its own
-`make install` against the project's build cache (ADR 0058). The issue measures with warm caches:
-a run in which a build missed its cache is reported as a warm-up and one more run is made. A release
-that does not succeed is reported as not measured, with its reason: never a made-up figure.
+`make install` against the project's build cache (ADR 0058). A first release creates staging and
+production and fills the build cache (a warm-up, reported, not a figure: the issue measures with
+warm caches). Then:
+- good release: a commit that changes the service's code, released through both canaries to
+  production, as every release after a team's first;
+- faulty release: a commit whose SubmitOrder handler raises on published versions only (unit tests
+  pass), which staging's canary must roll back; the figure is the time from the shift's start to the
+  rollback, in staging's canary intervals (both read from the deploy log).
+A release that does not end as expected is reported as not measured, with its reason: never a
+made-up figure.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -21,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import Figure
-from bench.processes import REPO, Processes, progress
+from bench.processes import REPO, Completed, Processes, progress
 
 TARGET_S = 90.0
 _NOT_COPIED = (
@@ -74,6 +82,14 @@ def build_cache_hit(clone: Path) -> bool:
 
 def _one_release(processes: Processes, clone: Path, timeout: float) -> tuple[float, str]:
     """(seconds, "") for a release that reached production, else (seconds, why it did not)."""
+    result = _release(processes, clone, timeout)
+    summary = _summary(clone) or {}
+    if result.returncode == 0 and summary.get("result") == "Succeeded":
+        return result.seconds, ""
+    return result.seconds, _why(result, summary)
+
+
+def _release(processes: Processes, clone: Path, timeout: float) -> Completed:
     env = {**os.environ, "APPROVE": "auto"}
     env.pop("ALLOW_DIRTY", None)
     result = processes.run(
@@ -83,14 +99,82 @@ def _one_release(processes: Processes, clone: Path, timeout: float) -> tuple[flo
         timeout=timeout,
     )
     (clone.parent / "release.log").write_text(result.output)
-    summary = _summary(clone) or {}
-    if result.returncode == 0 and summary.get("result") == "Succeeded":
-        return result.seconds, ""
+    return result
+
+
+def _why(result: Completed, summary: dict[str, Any]) -> str:
     stage = summary.get("failed_stage")
     where = f"failed at {stage}" if stage else f"exited {result.returncode}"
     said = [line.strip() for line in result.output.splitlines() if line.strip().startswith("failed at")]
     reason = said[-1] if said else result.last_line
-    return result.seconds, f"the release {where} after {result.seconds:.0f} s: {reason}"
+    return f"the release {where} after {result.seconds:.0f} s: {reason}"
+
+
+# A change every good release makes: the service's code, so each function gets a new version and a canary.
+CHANGED_FILE = "service/src/orders/handlers/status.py"
+_RELEASE_MARK = re.compile(r"\n\n# bench: release \d+\n$")
+# The fault: SubmitOrder raises on a published version only, so the Build's checks and unit tests pass.
+FAULT_FILE = "service/src/orders/handlers/submit.py"
+FAULT_IMPORT = ("from typing import Any\n", "import os\nfrom typing import Any\n")
+FAULT_ANCHOR = "    order_request = parse_order_request(request.json_body())\n"
+FAULT_LINES = (
+    '    if os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST") != "$LATEST":\n'
+    '        raise RuntimeError("bench: fault {run}")\n'
+)
+_SHIFT = re.compile(r"^Shifting .*: (?P<minutes>[\d.]+) pipeline minutes = (?P<seconds>[\d.]+) s;", re.M)
+_ROLLBACK = re.compile(r"^Rolling back: (?P<alarm>\S+) is in ALARM after (?P<seconds>[\d.]+) s$", re.M)
+
+
+def rollback_in_canary_intervals(deploy_log: str) -> tuple[float, str] | None:
+    """(seconds from the shift's start to its rollback / the shift's canary interval in seconds, the
+    alarm that fired), read from a deploy log; None when it shows no shift rolled back."""
+    shift, rollback = _SHIFT.search(deploy_log), _ROLLBACK.search(deploy_log)
+    if shift is None or rollback is None or float(shift["seconds"]) <= 0:
+        return None
+    return float(rollback["seconds"]) / float(shift["seconds"]), rollback["alarm"]
+
+
+def _commit(processes: Processes, clone: Path, message: str) -> None:
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    for argv in ([*git, "add", "--all"], [*git, "commit", "--quiet", "--no-verify", "-m", message]):
+        result = processes.run(argv, cwd=clone)
+        if result.returncode != 0:
+            raise RuntimeError(f"git {argv[5]} failed in the clone: {result.last_line}")
+
+
+def _edit(clone: Path, path: str, old: str, new: str) -> None:
+    file = clone / path
+    text = file.read_text(encoding="utf-8")
+    if old not in text:
+        raise RuntimeError(f"{path} no longer holds {old.strip()!r}: the bench's edit needs a new anchor")
+    file.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _good_run(processes: Processes, clone: Path, run: int, timeout: float) -> tuple[float, str]:
+    file = clone / CHANGED_FILE
+    code = _RELEASE_MARK.sub("", file.read_text(encoding="utf-8"))
+    file.write_text(f"{code}\n\n# bench: release {run}\n", encoding="utf-8")  # as `ruff format` has it
+    _commit(processes, clone, f"bench: release {run}")
+    return _one_release(processes, clone, timeout)
+
+
+def _faulty_run(processes: Processes, clone: Path, run: int, timeout: float) -> tuple[float, str]:
+    """(canary intervals to the rollback, the alarm) of a faulty commit; raises saying why not."""
+    fault_file = clone / FAULT_FILE
+    good = fault_file.read_text(encoding="utf-8")
+    _edit(clone, FAULT_FILE, *FAULT_IMPORT)
+    _edit(clone, FAULT_FILE, FAULT_ANCHOR, FAULT_ANCHOR + FAULT_LINES.format(run=run))
+    _commit(processes, clone, f"bench: faulty release {run}")
+    result = _release(processes, clone, timeout)
+    fault_file.write_text(good, encoding="utf-8")  # the next commit starts from the good code again
+    summary = _summary(clone) or {}
+    if summary.get("failed_stage") != "Staging" or not summary.get("alarm"):
+        raise RuntimeError(f"the faulty release was not stopped by a staging alarm: {_why(result, summary)}")
+    log = clone / ".rehearsal" / "runs" / "latest" / "logs" / "Staging.Service_Deploy.log"
+    measured = rollback_in_canary_intervals(log.read_text(errors="replace")) if log.is_file() else None
+    if measured is None:
+        raise RuntimeError("the staging deploy log shows no shift rolled back to measure")
+    return measured
 
 
 def measure_release(processes: Processes, runs: int, timeout: float = 300.0) -> list[Figure]:
@@ -99,30 +183,40 @@ def measure_release(processes: Processes, runs: int, timeout: float = 300.0) -> 
     if not (REPO / "rehearsal" / "cli" / "release.py").is_file():
         good.not_measured = faulty.not_measured = "rehearsal/cli/release.py does not exist yet"
         return [good, faulty]
-    warm_ups: list[float] = []
+    first, alarms = "", []
     with tempfile.TemporaryDirectory(prefix="bench-release-") as folder:
         try:
             progress("release: copying the working tree to a throw-away repository")
             clone = _throwaway_clone(processes, Path(folder))
+            progress(f"release: first release, creating staging and production (up to {timeout:.0f} s)")
+            seconds, failure = _one_release(processes, clone, timeout)
+            if failure:
+                raise RuntimeError(failure)
+            cache = "with a warm build cache" if build_cache_hit(clone) else "filling the build cache"
+            first = f"; the first release, creating both environments, took {seconds:.0f} s, {cache}"
             while len(good.runs) < runs:
-                progress(f"release: run {len(good.runs) + 1}/{runs} (APPROVE=auto, up to {timeout:.0f} s)")
-                shutil.rmtree(clone / ".rehearsal", ignore_errors=True)
-                seconds, failure = _one_release(processes, clone, timeout)
+                progress(f"release: good release {len(good.runs) + 1}/{runs} (through both canaries)")
+                seconds, failure = _good_run(processes, clone, len(good.runs) + 1, timeout)
                 if failure:
-                    good.not_measured = failure
-                    break
-                if not build_cache_hit(clone) and not warm_ups:
-                    warm_ups.append(seconds)  # a build cache was cold: that run filled it
-                    continue
+                    raise RuntimeError(failure)
                 good.runs.append(seconds)
+            while len(faulty.runs) < runs:
+                progress(f"release: faulty release {len(faulty.runs) + 1}/{runs} (staging must roll it back)")
+                intervals, alarm = _faulty_run(processes, clone, len(faulty.runs) + 1, timeout)
+                faulty.runs.append(intervals)
+                alarms.append(alarm)
         except RuntimeError as error:
-            good.not_measured = str(error)
-    warm_up = f"; a warm-up run filled the build cache ({warm_ups[0]:.0f} s)" if warm_ups else ""
+            if len(good.runs) < runs:
+                good.not_measured, faulty.not_measured = str(error), "needs the good releases first"
+            else:
+                faulty.not_measured = str(error)
     good.note = (
-        "fresh state per run (staging and production created by the release itself); "
-        f"each Build ran its own make install from the project's build cache{warm_up}"
+        "a commit changing the service's code, released over the last one: PreTraffic hooks and both "
+        f"canaries; each Build ran its own make install from the project's build cache{first}"
     )
-    faulty.not_measured = (
-        "needs a good release first" if good.not_measured else "left undone: no faulty-commit scenario yet"
-    )
+    if alarms:
+        faulty.note = (
+            "a commit whose SubmitOrder handler raises on published versions, rolled back by "
+            f"{', '.join(sorted(set(alarms)))}; from the staging shift's start to the rollback"
+        )
     return [good, faulty]

@@ -1,10 +1,10 @@
-"""`make bench` counts a release as warm only when every build found its virtualenv in the build cache."""
+"""`make bench`: a release is warm only when every build hit the build cache; rollbacks read from the log."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.release import build_cache_hit
+from bench.release import build_cache_hit, rollback_in_canary_intervals
 
 
 def _logs(clone: Path, **logs: str) -> None:
@@ -33,3 +33,23 @@ def test_a_release_with_one_build_installing_is_a_warm_up(tmp_path: Path) -> Non
     )
 
     assert not build_cache_hit(tmp_path)
+
+
+DEPLOY_LOG = """\
+BeforeAllowTraffic hook reported Succeeded
+Shifting 5 aliases (CodeDeployDefault.LambdaCanary10Percent5Minutes): 5 pipeline minutes = 5.0 s; watching 9
+   0.00 min: new versions get 10% of traffic
+  alarm orders-staging-SubmitOrderErrorsAlarm: OK -> ALARM (1 of the last 1 datapoints [1] breach ...)
+Rolling back: orders-staging-SubmitOrderErrorsAlarm is in ALARM after 2.1 s
+Aliases back on the versions served before (5 functions)
+"""
+
+
+def test_a_rollback_is_measured_in_canary_intervals_from_the_deploy_log() -> None:
+    assert rollback_in_canary_intervals(DEPLOY_LOG) == (2.1 / 5.0, "orders-staging-SubmitOrderErrorsAlarm")
+
+
+def test_a_deploy_log_without_a_rollback_has_nothing_to_measure() -> None:
+    shifted = DEPLOY_LOG.replace("Rolling back:", "Not rolling back:")
+    assert rollback_in_canary_intervals(shifted) is None
+    assert rollback_in_canary_intervals("no changes: the change set is empty, nothing deployed\n") is None
