@@ -43,20 +43,11 @@ def _throwaway_clone(processes: Processes, into: Path) -> Path:
     shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(*_NOT_COPIED), symlinks=True)
     for shared in (".venv", "node_modules"):
         (clone / shared).symlink_to(REPO / shared)
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    steps = (
-        [*git, "init", "--quiet", "--initial-branch=main"],
-        [*git, "add", "--all"],
-        [*git, "commit", "--quiet", "--no-verify", "-m", "bench: snapshot of the working tree"],
-    )
-    for argv in steps:
-        result = processes.run(argv, cwd=clone)
-        if result.returncode != 0:
-            raise RuntimeError(f"git {argv[5]} failed in the clone: {result.last_line}")
-        if argv[5] == "init":
-            # The links are this machine's, not the commit's (.gitignore's `.venv/` matches folders only).
-            with (clone / ".git" / "info" / "exclude").open("a") as exclude:
-                exclude.write("/.venv\n/node_modules\n")
+    _git(processes, clone, "init", "--quiet", "--initial-branch=main")
+    # The links are this machine's, not the commit's (.gitignore's `.venv/` matches folders only).
+    with (clone / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("/.venv\n/node_modules\n")
+    _commit(processes, clone, "bench: snapshot of the working tree")
     # The shared venv must never be reinstalled from the clone: its stamps must be up to date there.
     if processes.run(["make", "--question", "install"], cwd=clone).returncode != 0:
         raise RuntimeError("make install is not up to date in the clone; it would reinstall the shared .venv")
@@ -134,12 +125,16 @@ def rollback_in_canary_intervals(deploy_log: str) -> tuple[float, str] | None:
     return float(rollback["seconds"]) / float(shift["seconds"]), rollback["alarm"]
 
 
+def _git(processes: Processes, clone: Path, *args: str) -> None:
+    argv = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *args]
+    result = processes.run(argv, cwd=clone)
+    if result.returncode != 0:
+        raise RuntimeError(f"git {args[0]} failed in the clone: {result.last_line}")
+
+
 def _commit(processes: Processes, clone: Path, message: str) -> None:
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    for argv in ([*git, "add", "--all"], [*git, "commit", "--quiet", "--no-verify", "-m", message]):
-        result = processes.run(argv, cwd=clone)
-        if result.returncode != 0:
-            raise RuntimeError(f"git {argv[5]} failed in the clone: {result.last_line}")
+    _git(processes, clone, "add", "--all")
+    _git(processes, clone, "commit", "--quiet", "--no-verify", "-m", message)
 
 
 def _edit(clone: Path, path: str, old: str, new: str) -> None:

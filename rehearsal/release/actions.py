@@ -207,7 +207,9 @@ class ActionExecutors:
         spec = _load_buildspec(project, source_dir)
         with build_host(self.options.build_cache / project.logical_id) as host:
             self._prepare_home(context, project, spec, host, source_dir)
-            result, evidence = self._run_build(context, project, spec, host / "home", secondary)
+            result, evidence = self._run_build(
+                context, project, spec, home=host / "home", workspace=workspace, secondary=secondary
+            )
         for note in result.notes:  # each note starts with the buildspec key it is about
             context.not_emulated.add(what=f"buildspec {note.split()[0]}", where=context.where, why=note)
         if result.succeeded:
@@ -235,16 +237,16 @@ class ActionExecutors:
         context: ActionContext,
         project: BuildProject,
         spec: Buildspec,
+        *,
         home: Path,
+        workspace: Path,
         secondary: dict[str, Path],
     ) -> tuple[BuildResult, tuple[AlarmEvidence, ...]]:
         action, attempt, record, log = context.action, context.attempt, context.record, context.log
-        workspace = record.workspaces / f"{action.stage}.{action.name}"
-        source_dir = workspace / "src"
         overrides = self._build_variables(context)
         cloud = self._build_cloud(context)
         build = BuildContext(
-            source_dir=source_dir,
+            source_dir=workspace / "src",
             base_environment=clean_environment(
                 build_base_environment(os.environ, cloud), home=home, repo=self.options.repo
             ),

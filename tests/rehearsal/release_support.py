@@ -172,6 +172,9 @@ def run_release(
             state_dir=state_dir,
             allow_dirty=allow_dirty,
             out=out,
+            # The project's own build cache: a build host of the machine's may be busy with another
+            # test's build, or another checkout's (ADR 0058: a busy host means the next host).
+            build_cache=repo.parent / "build-cache",
         ),
         deployer=deployer,
         approvals=gate,
