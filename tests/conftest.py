@@ -11,9 +11,12 @@ of ending the run alone (docs/decisions/0061-parallel-test-suite.md).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 TESTS = Path(__file__).parent
@@ -43,6 +46,11 @@ def _rank(item: pytest.Item) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Tests build their clients afresh, as a new Lambda process does (tests/unit/conftest.py), and
+    # each new botocore session read endpoints.json and the service models from disk again: over a
+    # third of the unit and infra tests' CPU. One loader per data path for the whole test process
+    # keeps what it read; every session still gets its own clients, resolver and configuration.
+    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
     if config.pluginmanager.hasplugin("hypothesispytest"):
         import hypothesis  # noqa: PLC0415 - not in the integration tests' install
 

@@ -14,11 +14,18 @@ calls) on every request to recognise a service name, and werkzeug formats an acc
 every request that nobody reads (the child's stderr is discarded). The list is read once here, and
 the log line is not written (tests/rehearsal/test_deployer.py, one pair of runs on a quiet machine: the
 server's CPU 39.8 s before, 36.0 s after, for ~8,800 requests; ADR 0061).
+
+AWS managed policies: moto parses its 1 MB list of them again for every IAM backend it creates (each
+account's first request, each reset). The list is parsed once per process here; every backend still
+gets its own policy objects. tests/infra/test_bootstrap_policy.py applies this fix too (its
+in-process moto resets IAM for every test): 40 % of that module's CPU was the parse.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from typing import Any
 
 Saved = list[tuple[Any, Any, Any, Any]]  # (table, hash key, range key, the item before, or None)
@@ -41,6 +48,23 @@ def apply() -> None:  # pragma: no cover - server child
     """Patch moto in this process (the server child calls it once, at start)."""
     _patch_transactions()
     _patch_request_overhead()
+    parse_managed_policies_once()
+
+
+def parse_managed_policies_once() -> None:
+    """Patch moto's IAM so that its AWS managed policies are parsed once per process."""
+    from moto.iam import models  # noqa: PLC0415 - moto is loaded only where a cloud runs
+    from moto.settings import load_iam_aws_managed_policies  # noqa: PLC0415
+
+    def _init_aws_policies(self: Any) -> list[Any]:
+        if not load_iam_aws_managed_policies():
+            return []
+        return [
+            models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+            for name, data in _managed_policies().items()
+        ]
+
+    models.IAMBackend._init_aws_policies = _init_aws_policies  # type: ignore[method-assign]
 
 
 def _patch_request_overhead() -> None:  # pragma: no cover - server child
@@ -120,3 +144,11 @@ def _restore_items(
             table.items.pop(hash_key, None)
         else:
             table.items[hash_key] = item
+
+
+@functools.cache
+def _managed_policies() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data  # noqa: PLC0415
+
+    parsed: dict[str, Any] = json.loads(aws_managed_policies_data)
+    return parsed

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -473,11 +474,13 @@ class LocalDeployer:
         return tuple(self.store.recover(interrupted) for interrupted in self.store.in_flight())
 
     def close(self) -> None:
-        for running in self.running.values():
-            running.local.stop()
+        """Stop every environment, then every local cloud, each kind side by side: an environment's
+        pollers end their long polls and its functions' processes exit in ~1-3 s, and none waits
+        for another's."""
+        with ThreadPoolExecutor(thread_name_prefix="close") as pool:
+            list(pool.map(LocalEnvironment.stop, [running.local for running in self.running.values()]))
+            list(pool.map(LocalCloud.stop, self.clouds.values()))
         self.running.clear()
-        for cloud in self.clouds.values():
-            cloud.stop()
         self.clouds.clear()
         self.tooling = None
         for handle in self._runtime_logs:

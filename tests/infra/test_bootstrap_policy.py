@@ -25,6 +25,7 @@ from pipeline.execution_policy import (
     policy_size,
     required_actions,
 )
+from rehearsal.cloud import moto_fixes
 from tests.infra.conftest import FIXTURE_CONTEXT, PIPELINE_ACCOUNT, REGION, STAGING_ACCOUNT, Synthesized
 from tests.infra.test_service_template import _transform
 
@@ -62,6 +63,7 @@ def service_template() -> dict[str, Any]:
 def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
     """moto's IAM with AWS managed policies loaded, as the real account has them."""
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    moto_fixes.parse_managed_policies_once()  # once per process, not per test (moto_fixes)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         yield boto3.session.Session(region_name=REGION)
