@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -78,6 +79,9 @@ class LocalDeployer:
         self.last_deployed: str | None = None
         self._runtime_logs: list[IO[str]] = []
         self._evidence: dict[str, tuple[AlarmEvidence, ...]] = {}  # per environment, from its last shift
+        # Environments started ahead of their deploy action (`start_ahead`): name -> the start's log.
+        self._ahead: dict[str, Future[str]] = {}
+        self._background: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------ CodeBuild's view
 
@@ -242,11 +246,38 @@ class LocalDeployer:
         del self.running[request.environment]
         return None
 
+    def start_ahead(self, name: str) -> None:
+        """Start environment `name` from its last deployed release in the background, while earlier
+        stages run, so that its deploy action finds it running: on AWS it exists all along, here a
+        local environment does not outlive a release. Its deploy action logs the start, and a start
+        that failed fails that action, as if the action had started it."""
+        if name in self.running or name in self._ahead or self.store.current(name) is None:
+            return
+
+        place = self._environment_place(name)  # read here: UpdatePipeline may rewrite the assembly
+
+        def start() -> str:
+            log = io.StringIO()
+            self._environment(name, place=place, log=log)
+            return log.getvalue()
+
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-ahead")
+        self._ahead[name] = self._background.submit(start)
+
     def environment(
         self, name: str, *, place: AccountRegion | None = None, log: TextIO | None = None
     ) -> _Running | None:
         """The running environment, started from its last deployed release if need be (None: none),
         in `place` (default: where the deployed pipeline deploys it)."""
+        ahead = self._ahead.pop(name, None)
+        if ahead is not None:
+            started = ahead.result()
+            if log is not None:
+                log.write(f"{started.rstrip()} (started while earlier stages ran)\n")
+        return self._environment(name, place=place, log=log)
+
+    def _environment(self, name: str, *, place: AccountRegion | None, log: TextIO | None) -> _Running | None:
         if name in self.running:
             return self.running[name]
         saved = self.store.current(name)
@@ -474,9 +505,13 @@ class LocalDeployer:
         return tuple(self.store.recover(interrupted) for interrupted in self.store.in_flight())
 
     def close(self) -> None:
-        """Stop every environment, then every local cloud, each kind side by side: an environment's
-        pollers end their long polls and its functions' processes exit in ~1-3 s, and none waits
-        for another's."""
+        """Stop every environment (one still starting ahead once started), then every local cloud,
+        each kind side by side: an environment's pollers end their long polls in ~1 s, and none
+        waits for another's."""
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
+        self._ahead.clear()
         with ThreadPoolExecutor(thread_name_prefix="close") as pool:
             list(pool.map(LocalEnvironment.stop, [running.local for running in self.running.values()]))
             list(pool.map(LocalCloud.stop, self.clouds.values()))

@@ -78,6 +78,11 @@ class Deployer(Protocol):
         region and credentials."""
         ...
 
+    def start_ahead(self, environment: str) -> None:
+        """Start the environment's last deployed release now, in the background, for its deploy action
+        later in this release (nothing for one never deployed)."""
+        ...
+
     def deploy(self, request: DeployRequest) -> Outcome:
         """Provision or update the environment and shift traffic; never raises for a failed deployment."""
         ...

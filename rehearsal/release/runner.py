@@ -256,9 +256,13 @@ class ReleaseRunner:
             state.environments
         )  # records are frozen: a copy of the map is enough
         attempt.variables["codepipeline"] = {"PipelineExecutionId": record.run_id}
-        for stage in model.stages:
+        for index, stage in enumerate(model.stages):
             stage_result = record.stage(stage.name)
             _refuse_conditions_not_emulated(stage)
+            upcoming = (model.deploy_target(later) for later in model.stages[index + 1 :])
+            next_environment = next((target.environment for target in upcoming if target is not None), None)
+            if next_environment is not None:
+                self.deployer.start_ahead(next_environment)
             self._check_conditions(model, stage, stage.before_entry, "BeforeEntry", record)
             try:
                 for group in stage.action_groups():

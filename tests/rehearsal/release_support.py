@@ -26,7 +26,7 @@ from rehearsal.base.aws import RELEASE_ENVIRONMENTS, AccountRegion
 from rehearsal.base.clock import TimeScale
 from rehearsal.base.layout import StateLayout
 from rehearsal.deploy.deployer import LocalDeployer
-from rehearsal.deploy.release_store import ReleaseStore
+from rehearsal.deploy.release_store import ReleaseStore, SavedRelease
 from rehearsal.release.approval_inbox import ApprovalGate, ApprovalInbox
 from rehearsal.release.deploy_port import DeployRequest, Outcome, RecoveredEnvironment
 from rehearsal.release.runner import ReleaseOptions, ReleaseResult, ReleaseRunner
@@ -89,6 +89,9 @@ class InMemoryDeployer:
             self.build_places.append(place)
         region = place.region if place is not None else "us-east-1"
         return {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": region}
+
+    def start_ahead(self, environment: str) -> None:
+        pass  # nothing to start: an environment here is its serving entry
 
     def deploy(self, request: DeployRequest) -> Outcome:
         self.requests.append(request)
@@ -259,12 +262,10 @@ class ObservedDeployer(LocalDeployer):
         self.at_start: dict[str, dict[str, dict[str, float]]] = {}
         self.served: dict[str, ServedAtEnd] = {}
 
-    def environment(self, name: str, *, place: AccountRegion | None = None, log: TextIO | None = None) -> Any:
-        started = name not in self.running
-        running = super().environment(name, place=place, log=log)
-        if started and running is not None:
-            self.at_start[name] = live_aliases(running.local)
-        return running
+    def _start(self, name: str, release: SavedRelease, place: AccountRegion) -> LocalEnvironment:
+        local = super()._start(name, release, place)
+        self.at_start.setdefault(name, live_aliases(local))
+        return local
 
     def close(self) -> None:
         for name, running in self.running.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -152,6 +153,27 @@ def test_healthy_versions_are_reported_succeeded_after_each_got_its_canary_event
     assert _run_hook(monkeypatch, invoker, lambda_context)["status"] == "Succeeded"
     assert reporter.reports == [("d-1", "e-1", True)]
     assert invoker.events[arns["attach"]] == load_canary_event("attach")
+
+
+class _SideBySideInvoker(FakeInvoker):
+    """Answers only once every version under test is being invoked at the same time."""
+
+    def __init__(self, results: dict[str, InvocationResult | Exception]) -> None:
+        super().__init__(results)
+        self.all_started = threading.Barrier(len(results), timeout=5)
+
+    def invoke(self, *, function_arn: str, event: dict[str, Any]) -> InvocationResult:
+        self.all_started.wait()  # one at a time, the first would wait here until the timeout, then fail
+        return super().invoke(function_arn=function_arn, event=event)
+
+
+def test_the_hook_invokes_the_versions_under_test_side_by_side(
+    monkeypatch: pytest.MonkeyPatch, arns: dict[str, str], reporter: FakeReporter, lambda_context: Any
+) -> None:
+    """The hook lasts one cold start, not one per version (each new version starts cold)."""
+    invoker = _SideBySideInvoker(_healthy_results(arns))
+    assert _run_hook(monkeypatch, invoker, lambda_context)["status"] == "Succeeded"
+    assert set(invoker.events) == set(arns.values())
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,13 @@ class LambdaInvoker:
     """FunctionInvoker on Lambda: a synchronous invoke of a qualified (version) ARN."""
 
     def __init__(self, *, client: LambdaClient | None = None) -> None:
-        self._client = client
+        # Made here, in the caller's thread: the hook invokes from several threads, and a boto3
+        # client, unlike the session that makes it, may be shared between them.
+        self._client = client or clients.lambda_()
 
     def invoke(self, *, function_arn: str, event: dict[str, Any]) -> InvocationResult:
         """Invoke and decode the JSON payload (raw text when it is not JSON)."""
-        client = self._client or clients.lambda_()
-        response = client.invoke(
+        response = self._client.invoke(
             FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
         )
         raw = response["Payload"].read().decode()

@@ -85,7 +85,7 @@ class InvocationResult:
 
 
 class FunctionInvoker(Protocol):
-    """Invokes a published Lambda version."""
+    """Invokes a published Lambda version; the PreTraffic hook calls it from several threads at once."""
 
     def invoke(self, *, function_arn: str, event: dict[str, Any]) -> InvocationResult:
         """Invoke synchronously and return the result."""
