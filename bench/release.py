@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -153,6 +154,26 @@ def _good_run(processes: Processes, clone: Path, run: int, timeout: float) -> tu
     return _one_release(processes, clone, timeout)
 
 
+def action_seconds(summary: dict[str, Any], total: float) -> dict[str, float]:
+    """Each action's elapsed seconds in a release's summary ("Stage/Action"), and `other`: the rest of
+    `total` (starting and stopping the local clouds and environments, the pipeline model)."""
+    seconds = {
+        f"{stage['name']}/{action['action']}": float(action.get("elapsed") or 0.0)
+        for stage in summary.get("stages", [])
+        for action in stage.get("actions", [])
+    }
+    seconds["other"] = max(total - sum(seconds.values()), 0.0)
+    return seconds
+
+
+def where_the_time_went(releases: list[dict[str, float]]) -> str:
+    """The median of each action over the releases, the longest first, those of a second or more."""
+    names = {name for release in releases for name in release}
+    medians = {name: statistics.median(release.get(name, 0.0) for release in releases) for name in names}
+    longest = sorted(((s, n) for n, s in medians.items() if s >= 1.0), reverse=True)
+    return ", ".join(f"{name} {seconds:.1f} s" for seconds, name in longest)
+
+
 def _faulty_run(processes: Processes, clone: Path, run: int, timeout: float) -> tuple[float, str]:
     """(canary intervals to the rollback, the alarm) of a faulty commit; raises saying why not."""
     fault_file = clone / FAULT_FILE
@@ -179,6 +200,7 @@ def measure_release(processes: Processes, runs: int, timeout: float = 300.0) -> 
         good.not_measured = faulty.not_measured = "rehearsal/cli/release.py does not exist yet"
         return [good, faulty]
     first, alarms = "", []
+    spent: list[dict[str, float]] = []  # each good release's seconds per action
     with tempfile.TemporaryDirectory(prefix="bench-release-") as folder:
         try:
             progress("release: copying the working tree to a throw-away repository")
@@ -195,6 +217,7 @@ def measure_release(processes: Processes, runs: int, timeout: float = 300.0) -> 
                 if failure:
                     raise RuntimeError(failure)
                 good.runs.append(seconds)
+                spent.append(action_seconds(_summary(clone) or {}, seconds))
             while len(faulty.runs) < runs:
                 progress(f"release: faulty release {len(faulty.runs) + 1}/{runs} (staging must roll it back)")
                 intervals, alarm = _faulty_run(processes, clone, len(faulty.runs) + 1, timeout)
@@ -209,6 +232,8 @@ def measure_release(processes: Processes, runs: int, timeout: float = 300.0) -> 
         "a commit changing the service's code, released over the last one: PreTraffic hooks and both "
         f"canaries; each Build ran its own make install from the project's build cache{first}"
     )
+    if spent:
+        good.note += f"; medians per action: {where_the_time_went(spent)}"
     if alarms:
         faulty.note = (
             "a commit whose SubmitOrder handler raises on published versions, rolled back by "

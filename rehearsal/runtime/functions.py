@@ -37,7 +37,8 @@ from rehearsal.runtime.invocation import InvocationResult, LogSink, Worker, reco
 from rehearsal.runtime.sandbox import SandboxFactory
 
 LATEST = "$LATEST"
-_PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", "COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+_COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")  # set where coverage measures
+_PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "HOME", *_COVERAGE_VARIABLES)
 
 
 class FunctionNotFoundError(LookupError):
@@ -433,7 +434,7 @@ class LocalFunctions:
                 for version in versions.values():
                     version.idle.clear()
             workers, self._workers = self._workers, set()
-        if "COVERAGE_PROCESS_START" not in os.environ:
+        if not any(variable in os.environ for variable in _COVERAGE_VARIABLES):
             idle = set()  # a graceful exit took ~1-2 s per environment of interpreter teardown
         for worker in workers - idle:
             worker.kill()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.release import build_cache_hit, rollback_in_canary_intervals
+from bench.release import action_seconds, build_cache_hit, rollback_in_canary_intervals, where_the_time_went
 
 
 def _logs(clone: Path, **logs: str) -> None:
@@ -53,3 +53,27 @@ def test_a_deploy_log_without_a_rollback_has_nothing_to_measure() -> None:
     shifted = DEPLOY_LOG.replace("Rolling back:", "Not rolling back:")
     assert rollback_in_canary_intervals(shifted) is None
     assert rollback_in_canary_intervals("no changes: the change set is empty, nothing deployed\n") is None
+
+
+def _summary(**elapsed: float) -> dict[str, object]:
+    stages: dict[str, list[dict[str, object]]] = {}
+    for key, seconds in elapsed.items():
+        stage, action = key.split("__")
+        stages.setdefault(stage, []).append({"action": action, "elapsed": seconds})
+    return {"stages": [{"name": name, "actions": actions} for name, actions in stages.items()]}
+
+
+def test_a_release_is_split_into_its_actions_and_the_rest() -> None:
+    spent = action_seconds(_summary(Build__Build=40.0, Staging__Deploy=10.0), total=53.5)
+
+    assert spent == {"Build/Build": 40.0, "Staging/Deploy": 10.0, "other": 3.5}
+
+
+def test_the_time_per_action_is_the_median_over_releases_longest_first() -> None:
+    releases = [
+        {"Build/Build": 40.0, "Staging/Deploy": 10.0, "other": 0.5},
+        {"Build/Build": 50.0, "Staging/Deploy": 9.0, "other": 0.4},
+        {"Build/Build": 45.0, "Staging/Deploy": 11.0, "other": 0.6},
+    ]
+
+    assert where_the_time_went(releases) == "Build/Build 45.0 s, Staging/Deploy 10.0 s"
