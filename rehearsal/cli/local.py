@@ -63,7 +63,10 @@ def run_local(
         out.write(summary)
         out.flush()
         if args.outputs_file:
-            args.outputs_file.write_text(json.dumps(outputs_document(environment), indent=2))
+            # Whole or not at all: a script waiting for the file never reads it half-written.
+            partial = args.outputs_file.with_name(f".{args.outputs_file.name}.partial")
+            partial.write_text(json.dumps(outputs_document(environment), indent=2))
+            partial.replace(args.outputs_file)
         stopped = stop or threading.Event()
         if threading.current_thread() is threading.main_thread():
             # Ctrl-C (SIGINT, even where a shell started us with it ignored) and SIGTERM both stop cleanly.

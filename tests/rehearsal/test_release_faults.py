@@ -213,7 +213,9 @@ def test_after_a_faulty_release_staging_and_production_serve_the_good_commit(
     assert staging.commit == good_release.commit
     assert staging.aliases_at_end == staging.aliases_at_start
     assert all(routing == {"1": 1.0} for routing in staging.aliases_at_end.values()), staging
-    assert "production" not in faulty.served  # never started: the release stopped before it
+    production = faulty.served["production"]  # started ahead from its last release, never deployed to
+    assert production.commit == good_release.commit
+    assert production.aliases_at_end == production.aliases_at_start
 
 
 @pytest.mark.parametrize("fault", BY_ALARM, ids=_name)
