@@ -35,7 +35,7 @@ from rehearsal.runtime.credentials import ExecutionRoles, PollerSqs
 from rehearsal.runtime.faults import NO_FAULTS, FaultInjector, FaultPlan, Invoke
 from rehearsal.runtime.functions import FunctionConfig, LocalFunctions
 from rehearsal.runtime.gateway import Credentials, Gateway
-from rehearsal.runtime.pollers import BucketEventDelivery, QueueMetricsSampler, QueuePoller
+from rehearsal.runtime.pollers import BucketEventDelivery, PollerCrew, QueueMetricsSampler, QueuePoller
 from rehearsal.runtime.schedules import Scheduler, declared_schedules
 
 LogSink = Callable[[dict[str, Any]], None]
@@ -221,6 +221,7 @@ class LocalEnvironment:
         """A queue's pollers, as many as its MaximumConcurrency (ADR 0052); a bucket's one delivery."""
         if isinstance(source, QueueSource):
             count = min(source.maximum_concurrency or SQS_STARTING_BATCHES, self.functions.max_concurrency)
+            crew = PollerCrew()
             return [
                 QueuePoller(
                     source,
@@ -232,6 +233,7 @@ class LocalEnvironment:
                     time_scale=self.time_scale,
                     function_timeout=self._timeout_of(source.function),
                     index=index,
+                    crew=crew,
                 )
                 for index in range(count)
             ]

@@ -7,7 +7,8 @@ expires; here their visibility is set to the queue's timeout times `time_scale`,
 code path runs in compressed time, except after an invocation that did not finish (its process
 died or timed out): its messages stay hidden at least the function's timeout in real seconds,
 since the function runs in real time and Lambda requires visibility >= timeout (ADR 0052).
-Several pollers share one source, as Lambda runs concurrent batches per mapping.
+Several pollers share one source, as Lambda runs concurrent batches per mapping; while the queue is
+empty only the first of them polls, and the rest join it as soon as it receives (`PollerCrew`).
 Redrive to the dead-letter queue after `maxReceiveCount` is
 the local cloud's own (moto moves the message on receive). S3 events reach a function through an
 internal queue that the bucket notifies (moto delivers S3 notifications to SQS), like Lambda's
@@ -102,6 +103,29 @@ def unfinished(result: InvocationResult) -> bool:
     return (result.error or {}).get("errorType") in _UNFINISHED
 
 
+class PollerCrew:
+    """The pollers of one event source mapping. While the queue is empty one of them (the lead)
+    long-polls it, as Lambda "uses long polling to poll a queue until it becomes active"; once the
+    lead receives messages every poller reads batches, until the lead finds the queue empty again.
+    The others wait on an event meanwhile: an idle mapping costs one request per second, not one per
+    poller (docs/decisions/0064-idle-pollers.md)."""
+
+    def __init__(self) -> None:
+        self.active = threading.Event()
+
+    def received(self, *, lead: bool, messages: int) -> None:
+        """What a poller's first receive of a batch found: messages wake the crew; the lead finding
+        none sends it back to waiting."""
+        if messages:
+            self.active.set()
+        elif lead:
+            self.active.clear()
+
+    def wait_for_work(self, stopping: threading.Event) -> bool:
+        """Whether a poller other than the lead should poll now (waits up to a second for it)."""
+        return self.active.wait(1) and not stopping.is_set()
+
+
 class QueuePoller(_Loop):
     """Polls one SQS queue for one function, as one of an event source mapping's pollers does."""
 
@@ -117,8 +141,11 @@ class QueuePoller(_Loop):
         time_scale: TimeScale = REAL_TIME,
         function_timeout: float = 0.0,
         index: int = 0,
+        crew: PollerCrew | None = None,
     ) -> None:
         super().__init__(f"poller-{source.logical_id}-{index}", stopping)
+        self.lead = index == 0
+        self.crew = crew or PollerCrew()
         self.function_timeout = function_timeout
         self.source = source
         self.sqs = sqs
@@ -141,6 +168,8 @@ class QueuePoller(_Loop):
                 MessageAttributeNames=["All"],
             )
             messages = response.get("Messages", [])
+            if not batch:
+                self.crew.received(lead=self.lead, messages=len(messages))
             batch.extend(messages)
             if not batch:
                 return batch
@@ -153,6 +182,8 @@ class QueuePoller(_Loop):
         return batch
 
     def step(self) -> None:
+        if not self.lead and not self.crew.wait_for_work(self.stopping):
+            return
         batch = self.receive_batch()
         if not batch:
             return

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from rehearsal.alarms.metrics import MetricKey, dimensions
 from rehearsal.cloud.descriptions import QueueSource
 from rehearsal.runtime.environment import LocalEnvironment
 from rehearsal.runtime.invocation import InvocationResult
-from rehearsal.runtime.pollers import failed_message_ids
+from rehearsal.runtime.pollers import PollerCrew, QueuePoller, failed_message_ids
 from tests.rehearsal.polling import wait_for
 
 
@@ -111,3 +113,63 @@ def test_batch_item_failures_follow_lambdas_rules() -> None:
         == set()
     )
     assert failed_message_ids(_source(True), batch, _result(error={"errorType": "x"})) == {"a", "b"}
+
+
+class _IdleThenBusyQueue:
+    """An SQS queue that records which poller thread asks; a receive waits up to 20 ms, as a long poll."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.receivers: list[str] = []
+
+    def receive_message(self, *, MaxNumberOfMessages: int, WaitTimeSeconds: int, **_: Any) -> dict[str, Any]:
+        with self.lock:
+            self.receivers.append(threading.current_thread().name)
+            taken, self.messages = self.messages[:MaxNumberOfMessages], self.messages[MaxNumberOfMessages:]
+        if not taken and WaitTimeSeconds:
+            time.sleep(0.02)
+        return {"Messages": taken}
+
+    def delete_message_batch(self, **_: Any) -> None:
+        return None
+
+
+def test_an_idle_mapping_is_polled_by_one_poller_and_messages_wake_them_all() -> None:
+    """Lambda long-polls an idle queue; once messages come, the mapping reads batches concurrently."""
+    queue = _IdleThenBusyQueue()
+    stopping, crew = threading.Event(), PollerCrew()
+
+    def invoke(_target: str, _event: Any) -> InvocationResult:
+        time.sleep(0.05)  # a batch takes a while: the others must read theirs meanwhile
+        return _result()
+
+    pollers = [
+        QueuePoller(
+            QueueSource("M", "fn", "url", "arn", 1, 0, False, 30),
+            sqs=queue,
+            invoke=invoke,
+            region="us-east-1",
+            stopping=stopping,
+            log_sink=lambda _record: None,
+            index=index,
+            crew=crew,
+        )
+        for index in range(3)
+    ]
+    for poller in pollers:
+        poller.start()
+    try:
+        wait_for(lambda: len(queue.receivers) >= 10, what="ten idle receives")
+        assert set(queue.receivers) == {"poller-M-0"}  # the others wait, asking nothing
+        arriving = [{"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": "{}"} for n in range(30)]
+        with queue.lock:
+            queue.messages = arriving
+        wait_for(lambda: not queue.messages, what="the queue drained")
+        assert set(queue.receivers) == {"poller-M-0", "poller-M-1", "poller-M-2"}
+        wait_for(lambda: not crew.active.is_set(), what="the crew back to one poller")
+    finally:
+        stopping.set()
+        for poller in pollers:
+            poller.join(timeout=5)
+    assert not any(poller.is_alive() for poller in pollers)
