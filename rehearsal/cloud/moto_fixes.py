@@ -16,9 +16,13 @@ the log line is not written (tests/rehearsal/test_deployer.py, one pair of runs 
 server's CPU 39.8 s before, 36.0 s after, for ~8,800 requests; ADR 0061).
 
 AWS managed policies: moto parses its 1 MB list of them again for every IAM backend it creates (each
-account's first request, each reset). The list is parsed once per process here; every backend still
-gets its own policy objects. tests/infra/test_bootstrap_policy.py applies this fix too (its
-in-process moto resets IAM for every test): 40 % of that module's CPU was the parse.
+account's first request, each reset) and builds ~1,600 policy objects from it, each with a random id
+and its document serialized again. Here the objects are built once per process and partition, and
+every backend gets its own copies (their tags, versions and attachment counts are its own). The
+copies share each policy's id, as AWS managed policies have one id everywhere.
+tests/infra/test_bootstrap_policy.py applies this fix too (its in-process moto resets IAM for every
+test, building the policies twice per test): the parse was 40 % of that module's CPU, then the
+building half of it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import json
 from typing import Any
 
 Saved = list[tuple[Any, Any, Any, Any]]  # (table, hash key, range key, the item before, or None)
+# AWS managed policies as moto builds them, per partition: each IAM backend gets copies.
+_BUILT_POLICIES: dict[str, tuple[Any, ...]] = {}
 
 
 class _TablesByReference:  # pragma: no cover - server child
@@ -52,17 +58,31 @@ def apply() -> None:  # pragma: no cover - server child
 
 
 def parse_managed_policies_once() -> None:
-    """Patch moto's IAM so that its AWS managed policies are parsed once per process."""
+    """Patch moto's IAM so that its AWS managed policies are parsed and built once per process."""
     from moto.iam import models  # noqa: PLC0415 - moto is loaded only where a cloud runs
     from moto.settings import load_iam_aws_managed_policies  # noqa: PLC0415
+    from moto.utilities.utils import get_partition  # noqa: PLC0415
+
+    def prototypes(region_name: str) -> tuple[Any, ...]:
+        partition = get_partition(region_name)
+        if partition not in _BUILT_POLICIES:
+            _BUILT_POLICIES[partition] = tuple(
+                models.AWSManagedPolicy.from_data(name, "aws", region_name, data)
+                for name, data in _managed_policies().items()
+            )
+        return _BUILT_POLICIES[partition]
+
+    def own_copy(policy: Any, account_id: str) -> Any:
+        copied = copy.copy(policy)
+        copied.account_id = account_id
+        copied.tags = dict(policy.tags)
+        copied.versions = [copy.copy(version) for version in policy.versions]
+        return copied
 
     def _init_aws_policies(self: Any) -> list[Any]:
         if not load_iam_aws_managed_policies():
             return []
-        return [
-            models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
-            for name, data in _managed_policies().items()
-        ]
+        return [own_copy(policy, self.account_id) for policy in prototypes(self.region_name)]
 
     models.IAMBackend._init_aws_policies = _init_aws_policies  # type: ignore[method-assign]
 

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -599,32 +595,9 @@ def test_no_function_may_act_on_every_resource(resources: dict[str, Any]) -> Non
 
 
 def test_cfn_lint_reports_no_findings() -> None:
+    # What `sam validate --lint` runs (cfnlint.api.lint on the template), in this process.
     findings = lint_file(TEMPLATE, ManualArgs(regions=["us-east-1"]))
     assert [str(finding) for finding in findings] == []
-
-
-def _sam_cli() -> str:
-    beside_python = Path(sys.executable).with_name("sam")
-    found = str(beside_python) if beside_python.exists() else shutil.which("sam")
-    assert found, "the SAM CLI is not installed: run make install"
-    return found
-
-
-def test_sam_validate_with_lint_passes_offline() -> None:
-    # sam runs none of our code: coverage's `patch = subprocess` would only slow it (by ~60 %).
-    env = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
-    env.update(OFFLINE_AWS_ENV)
-    result = subprocess.run(
-        [_sam_cli(), "validate", "--lint", "--template-file", str(TEMPLATE)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=TEMPLATE.parent,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "is a valid SAM Template" in result.stdout
 
 
 def test_bake_alarm_is_named_for_the_pipeline_and_watches_every_deployment_alarm(

@@ -1,13 +1,19 @@
-"""The local cloud's DynamoDB transactions stay all-or-nothing with the cheaper rollback (moto_fixes)."""
+"""moto_fixes: DynamoDB transactions stay all-or-nothing with the cheaper rollback; AWS managed
+policies built once per process stay each account's own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iam.models import iam_backends
 
+from rehearsal.cloud import moto_fixes
 from rehearsal.cloud.server import LocalCloud, start_local_cloud
 
 
@@ -82,3 +88,23 @@ def test_a_transaction_that_succeeds_writes_every_item(dynamodb: Any) -> None:
 
     assert _get(dynamodb, "plain", pk="both-1") is not None
     assert _get(dynamodb, "ranged", pk="both", sk="2") is not None
+
+
+def test_each_iam_backend_gets_its_own_copies_of_the_aws_managed_policies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built once per process, copied per account: what one account does to them stays its own."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    moto_fixes.parse_managed_policies_once()
+    arn = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    with mock_aws():
+        one = boto3.client("iam", region_name="us-east-1")
+        one.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+        one.attach_role_policy(RoleName="r", PolicyArn=arn)
+        iam = iam_backends["222222222222"]["global"]
+        other = iam.get_policy(arn)
+        mine = iam_backends[DEFAULT_ACCOUNT_ID]["global"].get_policy(arn)
+        assert (mine.attachment_count, other.attachment_count) == (1, 0)
+        assert mine.versions[0] is not other.versions[0] and mine.tags is not other.tags
+        assert mine.id == other.id  # an AWS managed policy has one id everywhere
+        assert one.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn
