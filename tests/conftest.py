@@ -26,10 +26,33 @@ LONGEST_FIRST = (
     "rehearsal/test_release_offline.py",  # the good release (shared with the next), a self-update
     "rehearsal/test_release_faults.py",  # seven faulty releases and a killed one, side by side
     "infra/test_another_team.py",  # make init, then the infra tests and make synth on a copy
+    # The longest of `make check` (the pipeline's Build: unit and infra tests only), 2-5 s each: the
+    # last module handed out no longer runs alone at the end (ADR 0064).
+    "infra/test_service_template.py",
+    "infra/test_bootstrap_policy.py",
+    "infra/test_rehearsal_accounts.py",
+    "infra/test_service_nag.py",
+    "unit/test_worker.py",
+    "infra/test_redrive.py",
+    "infra/test_pipeline_config.py",
+    "infra/test_integration_suite.py",
 )
-# Modules that run as one unit of work, on one worker: they share a session fixture that costs a
-# whole release (`good_release`, about a minute), which would otherwise run once per worker.
-ONE_UNIT = {"tests/rehearsal/test_release_faults.py": "tests/rehearsal/test_release_offline.py"}
+# Modules that run as one unit of work, on one worker: they share a session fixture that would
+# otherwise run once per worker: a whole release (`good_release`, about a minute), or the pipeline's
+# synthesis (tests/infra/conftest.py `synth`: ~3.5 s of CPU for its first context, half of it node's).
+ONE_UNIT = {
+    "tests/rehearsal/test_release_faults.py": "tests/rehearsal/test_release_offline.py",
+    **{
+        f"tests/infra/{module}.py": "tests/infra/test_pipeline.py"
+        for module in (
+            "test_bake",
+            "test_bootstrap_policy",
+            "test_cross_account",
+            "test_least_privilege",
+            "test_rehearsal_accounts",
+        )
+    },
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,13 +74,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # third of the unit and infra tests' CPU. One loader per data path for the whole test process
     # keeps what it read; every session still gets its own clients, resolver and configuration.
     botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
-    if config.pluginmanager.hasplugin("hypothesispytest"):
+    if config.pluginmanager.hasplugin("hypothesispytest") and _runs_tests(config):
         import hypothesis  # noqa: PLC0415 - not in the integration tests' install
 
         # Deadlines time one example on the wall clock: on 2 shared cores a busy moment fails a
         # correct example (a 200 ms deadline took 516 ms in a whole-suite run). Properties stay checked.
         hypothesis.settings.register_profile("suite", deadline=None)
         hypothesis.settings.load_profile("suite")
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """False in pytest-xdist's controller: it hands the tests to its workers and imports none."""
+    return hasattr(config, "workerinput") or config.getoption("dist", "no") == "no"
 
 
 @pytest.hookimpl(optionalhook=True)  # unknown to pytest without xdist (-p no:xdist)

@@ -11,13 +11,13 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from aws_cdk import App
-from aws_cdk.assertions import Template
 
-from pipeline.app import STACK_ID, build_app
+if TYPE_CHECKING:  # imported where used: pytest-xdist's controller loads this file and runs no test
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 # CDK feature flags belong to the app, not to a team: the fixture synthesizes with the repository's.
@@ -83,6 +83,8 @@ class Synthesized:
 
     @property
     def template(self) -> Template:
+        from aws_cdk.assertions import Template  # noqa: PLC0415 - see the imports
+
         return Template.from_json(self.template_json)
 
     @property
@@ -99,6 +101,8 @@ Synth = Callable[[Mapping[str, Any]], Synthesized]
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Synthesize an app from a context (with cdk-nag, as `make synth`); each context once a session."""
+    from pipeline.app import STACK_ID, build_app  # noqa: PLC0415 - see the imports
+
     done: dict[str, Synthesized] = {}
 
     def _synth(context: Mapping[str, Any]) -> Synthesized:
