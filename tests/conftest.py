@@ -27,7 +27,7 @@ LONGEST_FIRST = (
     "rehearsal/test_release_faults.py",  # seven faulty releases and a killed one, side by side
     "infra/test_another_team.py",  # make init, then the infra tests and make synth on a copy
     # The longest of `make check` (the pipeline's Build: unit and infra tests only), 2-5 s each: the
-    # last module handed out no longer runs alone at the end (ADR 0064).
+    # last module handed out no longer runs alone at the end (ADR 0061).
     "infra/test_service_template.py",
     "infra/test_bootstrap_policy.py",
     "infra/test_rehearsal_accounts.py",
