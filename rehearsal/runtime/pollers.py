@@ -104,21 +104,24 @@ def unfinished(result: InvocationResult) -> bool:
 
 
 class PollerCrew:
-    """The pollers of one event source mapping. While the queue is empty one of them (the lead)
-    long-polls it, as Lambda "uses long polling to poll a queue until it becomes active"; once the
-    lead receives messages every poller reads batches, until the lead finds the queue empty again.
-    The others wait on an event meanwhile: an idle mapping costs one request per second, not one per
-    poller (docs/decisions/0064-idle-pollers.md)."""
+    """The pollers of one event source mapping. While the queue is idle one of them (the lead)
+    long-polls it, as Lambda "uses long polling to poll a queue until it becomes active"; once any
+    of them receives messages every poller reads batches, until the lead finds the queue empty and
+    none of them has received anything for `quiet_seconds`. The others wait on an event meanwhile:
+    an idle mapping costs one request per second, not one per poller (docs/decisions/0064-idle-pollers.md)."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet_seconds: float = 5.0) -> None:
+        self.quiet_seconds = quiet_seconds
         self.active = threading.Event()
+        self.last_received = time.monotonic()
 
     def received(self, *, lead: bool, messages: int) -> None:
-        """What a poller's first receive of a batch found: messages wake the crew; the lead finding
-        none sends it back to waiting."""
+        """What a poller's first receive of a batch found: messages keep the crew at work; the lead
+        finding none after a quiet spell sends the others back to waiting."""
         if messages:
+            self.last_received = time.monotonic()
             self.active.set()
-        elif lead:
+        elif lead and time.monotonic() - self.last_received >= self.quiet_seconds:
             self.active.clear()
 
     def wait_for_work(self, stopping: threading.Event) -> bool:

@@ -136,9 +136,10 @@ class _IdleThenBusyQueue:
 
 
 def test_an_idle_mapping_is_polled_by_one_poller_and_messages_wake_them_all() -> None:
-    """Lambda long-polls an idle queue; once messages come, the mapping reads batches concurrently."""
+    """Lambda long-polls an idle queue; once messages come, the mapping reads batches concurrently
+    until the queue has been quiet for a while."""
     queue = _IdleThenBusyQueue()
-    stopping, crew = threading.Event(), PollerCrew()
+    stopping, crew = threading.Event(), PollerCrew(quiet_seconds=1.0)
 
     def invoke(_target: str, _event: Any) -> InvocationResult:
         time.sleep(0.05)  # a batch takes a while: the others must read theirs meanwhile
@@ -166,6 +167,7 @@ def test_an_idle_mapping_is_polled_by_one_poller_and_messages_wake_them_all() ->
         with queue.lock:
             queue.messages = arriving
         wait_for(lambda: not queue.messages, what="the queue drained")
+        assert crew.active.is_set()  # an empty receive of the lead alone does not end the work
         assert set(queue.receivers) == {"poller-M-0", "poller-M-1", "poller-M-2"}
         wait_for(lambda: not crew.active.is_set(), what="the crew back to one poller")
     finally:
