@@ -30,7 +30,6 @@ LONGEST_FIRST = (
     # last module handed out no longer runs alone at the end (ADR 0061).
     "infra/test_service_template.py",
     "infra/test_bootstrap_policy.py",
-    "infra/test_rehearsal_accounts.py",
     "infra/test_service_nag.py",
     "unit/test_worker.py",
     "infra/test_redrive.py",
@@ -49,9 +48,9 @@ ONE_UNIT = {
             "test_bootstrap_policy",
             "test_cross_account",
             "test_least_privilege",
-            "test_rehearsal_accounts",
         )
     },
+    "tests/rehearsal/test_accounts_synthesized.py": "tests/infra/test_pipeline.py",
 }
 
 

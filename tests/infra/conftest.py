@@ -98,12 +98,17 @@ class Synthesized:
 Synth = Callable[[Mapping[str, Any]], Synthesized]
 
 
+# Each context's synthesis, once a test process: shared by the infra tests and the rehearsal's tests of
+# the synthesized pipeline (tests/rehearsal/conftest.py), which reach this fixture by importing it.
+_SYNTHESIZED: dict[str, Synthesized] = {}
+
+
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Synthesize an app from a context (with cdk-nag, as `make synth`); each context once a session."""
+    """Synthesize an app from a context (with cdk-nag, as `make synth`); each context once a process."""
     from pipeline.app import STACK_ID, build_app  # noqa: PLC0415 - see the imports
 
-    done: dict[str, Synthesized] = {}
+    done = _SYNTHESIZED
 
     def _synth(context: Mapping[str, Any]) -> Synthesized:
         key = json.dumps(context, sort_keys=True)

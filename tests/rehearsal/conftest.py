@@ -23,6 +23,7 @@ from botocore.credentials import Credentials
 
 from rehearsal.base.clock import TimeScale
 from rehearsal.runtime.environment import LocalEnvironment, start_environment
+from tests.infra.conftest import synth, synthesized  # noqa: F401 - fixtures of test_accounts_synthesized.py
 from tests.rehearsal.release_support import GoodRelease, release_good_commit
 
 REPOSITORY = Path(__file__).resolve().parents[2]
