@@ -12,6 +12,7 @@ of ending the run alone (docs/decisions/0061-parallel-test-suite.md).
 from __future__ import annotations
 
 import functools
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest modules first; every other module keeps its place and each test its order."""
     items.sort(key=_rank)  # a stable sort: a module's tests stay together
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection imported (botocore's models, moto, the CDK bindings: millions of objects) lives as
+    long as the process: moved out of the collector's reach, every later full collection stops walking
+    it again (the unit and infra tests' CPU -10 %, measured: ADR 0065)."""
+    gc.freeze()
