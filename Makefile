@@ -129,8 +129,8 @@ check: install ## What the pipeline's Build runs: checks, unit and infra tests (
 # tests/infra/test_another_team.py reruns the infra tests on a copy of the repository: make test runs it,
 # make check (and so the pipeline's Build, and that copy) leaves it out.
 # The gate measures lines with coverage's sys.monitoring core (Python 3.12+): on the runtime's Python
-# 3.13 it cannot measure branches, and the C tracer that can costs these tests a third more CPU, the
-# Build ~10 s (ADR 0065). `make test` gates lines and branches.
+# 3.13 it cannot measure branches, and the C tracer that can costs these tests a third more CPU and the
+# Build 5-8 s of its ~45 (ADR 0065). `make test` gates lines and branches.
 .PHONY: check-tests
 check-tests: install ## Unit and infra tests with the coverage gate on lines (part of make check), on every core
 	COVERAGE_BRANCH=false COVERAGE_CORE=$$(python -c 'import sys; print("sysmon" if sys.version_info >= (3, 12) else "ctrace")') \
