@@ -7,6 +7,10 @@ runs whole on one worker, so its module-scoped fixtures (a local environment, tw
 start once, and session-scoped ones (a CDK synth) at most once per worker; the modules that run
 longest are handed out first, in the order below, so that they overlap the many short ones instead
 of ending the run alone (docs/decisions/0061-parallel-test-suite.md).
+
+`make check-tests` (the pipeline's Build) runs the unit and infra tests as two pytest processes side by
+side instead, `--part cdk` and `--part others`: each imports only the modules it runs, where every
+xdist worker imports them all (docs/decisions/0066-the-builds-tests-in-two-parts.md).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ LONGEST_FIRST = (
     "rehearsal/test_release_offline.py",  # the good release (shared with the next), a self-update
     "rehearsal/test_release_faults.py",  # seven faulty releases and a killed one, side by side
     "infra/test_another_team.py",  # make init, then the infra tests and make synth on a copy
-    # The longest of `make check` (the pipeline's Build: unit and infra tests only), 2-5 s each: the
-    # last module handed out no longer runs alone at the end (ADR 0061).
+    # The longest of the unit and infra tests, 2-5 s each: the last module handed out no longer runs
+    # alone at the end (ADR 0061).
     "infra/test_service_template.py",
     "infra/test_bootstrap_policy.py",
     "infra/test_service_nag.py",
@@ -53,6 +57,23 @@ ONE_UNIT = {
     },
     "tests/rehearsal/test_accounts_synthesized.py": "tests/infra/test_pipeline.py",
 }
+# The modules that drive the CDK through jsii (a node kernel per process, the pipeline's synthesis):
+# `--part cdk` collects them, `--part others` every other module. A module missing here runs in the
+# other part, a stale name matches nothing: either costs time, never a test.
+CDK_MODULES = frozenset(
+    f"infra/{module}.py"
+    for module in (
+        "test_bake",
+        "test_bootstrap_policy",
+        "test_cross_account",
+        "test_deploy_guard",
+        "test_least_privilege",
+        "test_pipeline",
+        "test_pipeline_config",
+        "test_service_nag",
+    )
+)
+PARTS = ("cdk", "others")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,6 +82,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="API base URL for tests/integration (staging in the pipeline; the local runtime by default)",
     )
+    parser.addoption(
+        "--part",
+        choices=PARTS,
+        default=None,
+        help="collect only the test modules that drive the CDK (cdk), or only the others (make check-tests)",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `--part`, the test modules of the other part are not collected (so never imported)."""
+    part = config.getoption("part", None)
+    if part is None or not collection_path.name.startswith("test_") or TESTS not in collection_path.parents:
+        return None  # pytest's own rules
+    module = collection_path.relative_to(TESTS).as_posix()
+    return True if (module in CDK_MODULES) != (part == "cdk") else None
 
 
 def _rank(item: pytest.Item) -> int:
