@@ -242,14 +242,26 @@ def _copy_name(policy_arn: str) -> str:
     return "managed." + policy_arn.rsplit("/", 1)[-1]
 
 
+# AWS managed policies (arn:aws:iam::aws:policy/...) are the same in every local cloud, moto shipping
+# them with its release, and no template can change one: each is read from a cloud once a process.
+# Every provisioning of a stack writes all its roles again, two IAM requests a role and managed policy.
+_AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
+_aws_managed_documents: dict[str, str] = {}
+
+
 def _managed_document(iam: Any, role: str, policy_arn: str) -> dict[str, Any]:
-    try:
-        policy = iam.get_policy(PolicyArn=policy_arn)["Policy"]
-        version = iam.get_policy_version(PolicyArn=policy_arn, VersionId=policy["DefaultVersionId"])
-    except iam.exceptions.NoSuchEntityException as error:
-        raise UserError(
-            f"role {role}: managed policy {policy_arn} is not known to the local cloud (moto ships AWS "
-            "managed policies only as of its release): inline its statements or drop the reference"
-        ) from error
-    document = version["PolicyVersion"]["Document"]
-    return json.loads(document) if isinstance(document, str) else dict(document)
+    document = _aws_managed_documents.get(policy_arn)
+    if document is None:
+        try:
+            policy = iam.get_policy(PolicyArn=policy_arn)["Policy"]
+            version = iam.get_policy_version(PolicyArn=policy_arn, VersionId=policy["DefaultVersionId"])
+        except iam.exceptions.NoSuchEntityException as error:
+            raise UserError(
+                f"role {role}: managed policy {policy_arn} is not known to the local cloud (moto ships AWS "
+                "managed policies only as of its release): inline its statements or drop the reference"
+            ) from error
+        stored = version["PolicyVersion"]["Document"]
+        document = stored if isinstance(stored, str) else json.dumps(stored)
+        if policy_arn.startswith(_AWS_MANAGED_PREFIX):
+            _aws_managed_documents[policy_arn] = document
+    return dict(json.loads(document))

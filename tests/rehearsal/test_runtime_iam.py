@@ -16,6 +16,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from rehearsal.base.errors import UserError
+from rehearsal.cloud import roles
 from rehearsal.cloud.enforcement import dynamodb_checks
 from rehearsal.cloud.provision import deploy_template
 from rehearsal.cloud.roles import enforceable_policy, local_trust_policy, put_role, trusts_lambda
@@ -316,6 +317,34 @@ def test_a_managed_policy_the_local_cloud_lacks_fails_with_one_line(cloud: Local
             managed=["arn:aws:iam::aws:policy/NoSuchPolicyEver"],
             lambda_stand_in=cloud.administrator_arn,
         )
+
+
+def test_an_aws_managed_policy_is_read_once_a_customer_managed_one_every_time(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(roles, "_aws_managed_documents", {})
+    iam = cloud.client("iam")
+    basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    statement = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}
+    customer = iam.create_policy(PolicyName="orders-extra", PolicyDocument=json.dumps(_policy(statement)))
+    customer_arn = customer["Policy"]["Arn"]
+    reads: list[str] = []
+    iam.meta.events.register(
+        "provide-client-params.iam.GetPolicy", lambda params, **_: reads.append(params["PolicyArn"])
+    )
+    for name in ("first", "second"):
+        put_role(
+            iam,
+            name=name,
+            path="/",
+            trust=LAMBDA_TRUST,
+            inline={},
+            managed=[basic, customer_arn],
+            lambda_stand_in=cloud.administrator_arn,
+        )
+        stored = iam.get_role_policy(RoleName=name, PolicyName="managed.AWSLambdaBasicExecutionRole")
+        assert "logs:CreateLogStream" in json.dumps(stored["PolicyDocument"])
+    assert sorted(reads) == sorted([basic, customer_arn, customer_arn])
 
 
 # ---------------------------------------------------------------- a function, as Lambda runs it
