@@ -48,6 +48,12 @@ RUNTIME_NOT_EMULATED = (
         "every function",
         "functions run on this machine's CPU architecture, whatever the template names",
     ),
+    (
+        "code folder",
+        "every function",
+        "a function's unzipped package is writable here; on Lambda the one writable folder documented is "
+        "/tmp (read-only code: unverified): a function writing beside its code passes here",
+    ),
 )
 # A release's environments fire their scheduled rules only while it watches them (ADR 0062).
 _WATCHED_ONLY = (

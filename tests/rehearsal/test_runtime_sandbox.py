@@ -248,6 +248,7 @@ def test_an_environment_names_what_its_functions_do_not_do_as_on_lambda(
     assert "resource ARNs only for S3, SQS and DynamoDB" in named["IAM resources and conditions"]
     assert "not evaluated" in named["IAM resource policies"]
     assert "Architectures" in named
+    assert "writing beside its code passes here" in named["code folder"]
 
 
 def test_the_worker_entry_point_serves_from_its_code_folder_over_its_pipes(
