@@ -131,8 +131,8 @@ check: install $(CHECKS) ## What the pipeline's Build runs: checks, unit and inf
 # tests/infra/test_another_team.py reruns the infra tests on a copy of the repository: make test runs it,
 # make check (and so the pipeline's Build, and that copy) leaves it out.
 # The gate measures lines with coverage's sys.monitoring core (Python 3.12+): on the runtime's Python
-# 3.13 it cannot measure branches, and the C tracer that can costs these tests a third more CPU and the
-# Build 5-8 s of its ~45 (ADR 0065). `make test` gates lines and branches.
+# 3.13 it cannot measure branches, and the C tracer that can costs these tests a third more CPU (the
+# Build 5-8 s when it took ~45 s, ADR 0065). `make test` gates lines and branches.
 # The tests run as two pytest processes, one per job slot: the modules that drive the CDK and all the
 # others (`--part`, tests/conftest.py). Each imports only the modules it runs, where each xdist worker
 # imports them all: the same tests in 40 % less CPU (ADR 0066). Each part keeps its coverage data in its

@@ -41,20 +41,14 @@ LONGEST_FIRST = (
     "infra/test_pipeline_config.py",
     "infra/test_integration_suite.py",
 )
+# The infra modules that share test_pipeline.py's synthesis (tests/infra/conftest.py `synth`: ~3.5 s of
+# CPU for its first context, half of it node's).
+SHARING_THE_SYNTH = ("test_bake", "test_bootstrap_policy", "test_cross_account", "test_least_privilege")
 # Modules that run as one unit of work, on one worker: they share a session fixture that would
-# otherwise run once per worker: a whole release (`good_release`, about a minute), or the pipeline's
-# synthesis (tests/infra/conftest.py `synth`: ~3.5 s of CPU for its first context, half of it node's).
+# otherwise run once per worker: a whole release (`good_release`, about a minute), or the synthesis.
 ONE_UNIT = {
     "tests/rehearsal/test_release_faults.py": "tests/rehearsal/test_release_offline.py",
-    **{
-        f"tests/infra/{module}.py": "tests/infra/test_pipeline.py"
-        for module in (
-            "test_bake",
-            "test_bootstrap_policy",
-            "test_cross_account",
-            "test_least_privilege",
-        )
-    },
+    **{f"tests/infra/{module}.py": "tests/infra/test_pipeline.py" for module in SHARING_THE_SYNTH},
     "tests/rehearsal/test_accounts_synthesized.py": "tests/infra/test_pipeline.py",
 }
 # The modules that drive the CDK through jsii (a node kernel per process, the pipeline's synthesis):
@@ -63,11 +57,8 @@ ONE_UNIT = {
 CDK_MODULES = frozenset(
     f"infra/{module}.py"
     for module in (
-        "test_bake",
-        "test_bootstrap_policy",
-        "test_cross_account",
+        *SHARING_THE_SYNTH,
         "test_deploy_guard",
-        "test_least_privilege",
         "test_pipeline",
         "test_pipeline_config",
         "test_service_nag",
